@@ -1,0 +1,74 @@
+"""tether: durable execution for AI agents.
+
+Graphs that pause for humans, resume days later in another process, survive crashes without
+redoing finished work, and never repeat a recorded side effect.
+"""
+
+from tether.engine._runtime import TaskInfo, current_task, get_stream_writer, interrupt
+from tether.errors import (
+    CheckpointError,
+    ConfigError,
+    EmptyInputError,
+    EncryptionError,
+    GraphError,
+    GraphRecursionError,
+    InterruptError,
+    InvalidUpdateError,
+    NondeterminismError,
+    SerializationError,
+    TaskCallError,
+    TetherError,
+    ThreadBusyError,
+)
+from tether.func import TaskFuture, entrypoint, task
+from tether.graph import CompiledGraph, StateGraph, add_messages
+from tether.types import (
+    END,
+    START,
+    Command,
+    Interrupt,
+    RetryPolicy,
+    RunResult,
+    Send,
+    StateSnapshot,
+    StateTask,
+    default_retry_on,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "END",
+    "START",
+    "CheckpointError",
+    "Command",
+    "CompiledGraph",
+    "ConfigError",
+    "EmptyInputError",
+    "EncryptionError",
+    "GraphError",
+    "GraphRecursionError",
+    "Interrupt",
+    "InterruptError",
+    "InvalidUpdateError",
+    "NondeterminismError",
+    "RetryPolicy",
+    "RunResult",
+    "Send",
+    "SerializationError",
+    "StateGraph",
+    "StateSnapshot",
+    "StateTask",
+    "TaskCallError",
+    "TaskFuture",
+    "TaskInfo",
+    "TetherError",
+    "ThreadBusyError",
+    "add_messages",
+    "current_task",
+    "default_retry_on",
+    "entrypoint",
+    "get_stream_writer",
+    "interrupt",
+    "task",
+]

@@ -1,0 +1,229 @@
+"""InMemorySaver: the reference Saver, held in dicts behind one lock.
+
+It keeps bytes, exactly like the disk backends, so a test on it exercises the same encoding
+and the same head compare-and-swap; it just forgets everything when the process ends.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+
+from tether.checkpoint._base import (
+    CheckpointRow,
+    Head,
+    Lease,
+    Owner,
+    ThreadDump,
+    ValueRow,
+    WriteRow,
+)
+from tether.checkpoint._chains import walk_chain
+from tether.errors import CheckpointError, ThreadBusyError
+from tether.serde import Serializer, default_serializer
+
+
+@dataclass
+class _Thread:
+    head: Head | None = None
+    lease: Lease | None = None
+    checkpoints: dict[str, CheckpointRow] = field(default_factory=dict)
+    values: dict[tuple[str, int], ValueRow] = field(default_factory=dict)
+    writes: dict[tuple[str, str, str], WriteRow] = field(default_factory=dict)
+
+
+def lease_blocks(lease: Lease | None, owner: Owner | None, now: float) -> bool:
+    """True when ``lease`` is held by a live owner other than ``owner``."""
+    if lease is None or lease.expires_at <= now:
+        return False
+    if owner is not None and lease.owner.run_id == owner.run_id:
+        return False
+    return not lease.owner.is_dead_here()
+
+
+def busy_message(thread_id: str, lease: Lease | None) -> str:
+    if lease is None:
+        return (
+            f"thread {thread_id!r} was advanced by another writer since this run read it; "
+            "reload the thread (get_state) and try again"
+        )
+    o = lease.owner
+    return (
+        f"thread {thread_id!r} is being run by run {o.run_id} (pid {o.pid} on {o.host}); "
+        "wait for it to finish, or pass on_busy='wait'"
+    )
+
+
+class InMemorySaver:
+    """A Saver that lives in this process only. Good for tests and notebooks."""
+
+    blocking = False
+
+    def __init__(self, *, serde: Serializer | None = None) -> None:
+        self.serde: Serializer = serde if serde is not None else default_serializer()
+        self._lock = threading.Lock()
+        self._threads: dict[str, _Thread] = {}
+
+    def __enter__(self) -> InMemorySaver:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        pass
+
+    def _thread(self, thread_id: str) -> _Thread | None:
+        return self._threads.get(thread_id)
+
+    def get_head(self, thread_id: str) -> Head | None:
+        t = self._threads.get(thread_id)
+        return t.head if t is not None else None
+
+    def get_checkpoint(self, thread_id: str, checkpoint_id: str) -> CheckpointRow | None:
+        t = self._threads.get(thread_id)
+        return t.checkpoints.get(checkpoint_id) if t is not None else None
+
+    def list_checkpoints(
+        self, thread_id: str, *, before_version: int | None = None, limit: int | None = None
+    ) -> Iterator[CheckpointRow]:
+        with self._lock:
+            t = self._threads.get(thread_id)
+            rows = sorted(t.checkpoints.values(), key=lambda r: -r.version) if t else []
+        if before_version is not None:
+            rows = [r for r in rows if r.version < before_version]
+        if limit is not None:
+            rows = rows[:limit]
+        return iter(rows)
+
+    def get_values(self, thread_id: str, wanted: Mapping[str, int]) -> dict[str, list[ValueRow]]:
+        with self._lock:
+            t = self._threads.get(thread_id)
+            stored = t.values if t is not None else {}
+            return {
+                ch: walk_chain(thread_id, ch, v, lambda c, ver: stored.get((c, ver)))
+                for ch, v in wanted.items()
+            }
+
+    def get_writes(self, thread_id: str, task_ids: Sequence[str]) -> list[WriteRow]:
+        with self._lock:
+            t = self._threads.get(thread_id)
+            if t is None:
+                return []
+            wanted = set(task_ids)
+            return [w for w in t.writes.values() if w.task_id in wanted]
+
+    def commit(
+        self,
+        thread_id: str,
+        *,
+        expected_version: int | None,
+        checkpoint: CheckpointRow,
+        values: Sequence[ValueRow],
+        writes: Sequence[WriteRow],
+        owner: Owner | None,
+        lease_seconds: float,
+        durable: bool,
+    ) -> None:
+        now = time.time()
+        with self._lock:
+            t = self._threads.setdefault(thread_id, _Thread())
+            current = t.head.version if t.head is not None else None
+            if current != expected_version or lease_blocks(t.lease, owner, now):
+                raise ThreadBusyError(busy_message(thread_id, t.lease))
+            t.checkpoints[checkpoint.checkpoint_id] = checkpoint
+            for v in values:
+                t.values[(v.channel, v.version)] = v
+            for w in writes:
+                t.writes[(w.task_id, w.kind, w.key)] = w
+            t.head = Head(checkpoint.checkpoint_id, checkpoint.version)
+            if owner is not None:
+                t.lease = Lease(owner, now + lease_seconds)
+
+    def put_writes(self, thread_id: str, writes: Sequence[WriteRow], *, durable: bool) -> None:
+        with self._lock:
+            t = self._threads.setdefault(thread_id, _Thread())
+            for w in writes:
+                t.writes[(w.task_id, w.kind, w.key)] = w
+
+    def claim(self, thread_id: str, owner: Owner, lease_seconds: float) -> Head | None:
+        now = time.time()
+        with self._lock:
+            t = self._threads.setdefault(thread_id, _Thread())
+            if lease_blocks(t.lease, owner, now):
+                raise ThreadBusyError(busy_message(thread_id, t.lease))
+            t.lease = Lease(owner, now + lease_seconds)
+            return t.head
+
+    def release(self, thread_id: str, owner: Owner) -> None:
+        with self._lock:
+            t = self._threads.get(thread_id)
+            if t is not None and t.lease is not None and t.lease.owner.run_id == owner.run_id:
+                t.lease = None
+                if t.head is None and not t.writes:
+                    del self._threads[thread_id]
+
+    def list_threads(self) -> list[str]:
+        with self._lock:
+            return sorted(k for k, t in self._threads.items() if t.head is not None)
+
+    def delete_thread(self, thread_id: str) -> None:
+        with self._lock:
+            self._threads.pop(thread_id, None)
+
+    def delete_checkpoints(
+        self,
+        thread_id: str,
+        checkpoint_ids: Sequence[str],
+        values: Sequence[tuple[str, int]],
+        task_ids: Sequence[str],
+    ) -> None:
+        with self._lock:
+            t = self._threads.get(thread_id)
+            if t is None:
+                return
+            for cid in checkpoint_ids:
+                t.checkpoints.pop(cid, None)
+            for key in values:
+                t.values.pop(key, None)
+            gone = set(task_ids)
+            for k in [k for k in t.writes if k[0] in gone]:
+                del t.writes[k]
+
+    def dump_thread(self, thread_id: str) -> ThreadDump:
+        with self._lock:
+            t = self._threads.get(thread_id)
+            if t is None:
+                return ThreadDump(thread_id, None, [], [], [])
+            return ThreadDump(
+                thread_id,
+                t.head,
+                sorted(t.checkpoints.values(), key=lambda r: r.version),
+                sorted(t.values.values(), key=lambda v: (v.channel, v.version)),
+                list(t.writes.values()),
+            )
+
+    def load_thread(self, dump: ThreadDump) -> None:
+        with self._lock:
+            existing = self._threads.get(dump.thread_id)
+            if existing is not None and existing.head is not None:
+                raise CheckpointError(
+                    f"thread {dump.thread_id!r} already exists; delete it first or import "
+                    "under another thread id"
+                )
+            t = _Thread(head=dump.head)
+            for c in dump.checkpoints:
+                t.checkpoints[c.checkpoint_id] = c
+            for v in dump.values:
+                t.values[(v.channel, v.version)] = v
+            for w in dump.writes:
+                t.writes[(w.task_id, w.kind, w.key)] = w
+            self._threads[dump.thread_id] = t

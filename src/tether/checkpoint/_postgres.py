@@ -1,0 +1,592 @@
+"""PostgresSaver: the Saver protocol on PostgreSQL through psycopg 3 and a connection pool.
+
+Invariant: ``commit`` is one statement (one round trip, one transaction) whose head
+compare-and-swap gates every insert, so a lost race stores nothing and raises ThreadBusyError.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from types import TracebackType
+from typing import Any, cast
+
+import psycopg
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from tether.checkpoint._base import (
+    CheckpointRow,
+    Head,
+    Lease,
+    Owner,
+    ThreadDump,
+    ValueRow,
+    WriteKind,
+    WriteRow,
+)
+from tether.checkpoint._chains import chain_from_rows
+from tether.checkpoint._memory import busy_message, lease_blocks
+from tether.checkpoint._postgres_schema import migrate, quote_schema
+from tether.errors import CheckpointError, ThreadBusyError
+from tether.serde import Serializer
+
+Conn = psycopg.Connection[Any]
+
+# Lease free, expired, ours, or held by the dead process we were told to take it from.
+_LEASE_OK = (
+    "({h}.lease_run IS NULL OR {h}.lease_expires <= %(now)s::float8 "
+    "OR {h}.lease_run = %(run)s::text OR ({h}.lease_run = %(srun)s::text "
+    "AND {h}.lease_host = %(shost)s::text AND {h}.lease_pid = %(spid)s::int))"
+)
+_NEW_LEASE = (
+    "lease_run = COALESCE(%(run)s::text, {h}.lease_run), "
+    "lease_host = COALESCE(%(host)s::text, {h}.lease_host), "
+    "lease_pid = COALESCE(%(pid)s::int, {h}.lease_pid), "
+    "lease_expires = COALESCE(%(exp)s::float8, {h}.lease_expires)"
+)
+_VALUES_CTE = (
+    "v AS (INSERT INTO {s}.vals AS t (thread_id, channel, version, prev, base, payload) "
+    "SELECT cas.thread_id, u.channel, u.version, u.prev, u.base, u.payload FROM cas, "
+    "unnest(%(vch)s::text[], %(vver)s::int8[], %(vprev)s::int8[], %(vbase)s::int8[], "
+    "%(vpay)s::bytea[]) AS u(channel, version, prev, base, payload) "
+    "ON CONFLICT (thread_id, channel, version) DO UPDATE SET prev = EXCLUDED.prev, "
+    "base = EXCLUDED.base, payload = EXCLUDED.payload)"
+)
+_WRITES_SELECT = (
+    "unnest(%(wtask)s::text[], %(wkind)s::text[], %(wkey)s::text[], %(wpay)s::bytea[]) "
+    "AS u(task_id, kind, key, payload)"
+)
+_WRITES_UPSERT = (
+    "ON CONFLICT (thread_id, task_id, kind, key) DO UPDATE SET payload = EXCLUDED.payload"
+)
+_HEAD_COLS = "checkpoint_id, version, lease_run, lease_host, lease_pid, lease_expires"
+_CP_COLS = "checkpoint_id, parent_id, version, step, created_at, body"
+
+
+def _commit_sql(s: str, *, first: bool, durable: bool) -> str:
+    if first:
+        cas = (
+            f"INSERT INTO {s}.heads AS h (thread_id, checkpoint_id, version, lease_run, "
+            "lease_host, lease_pid, lease_expires) VALUES (%(tid)s, %(cid)s, %(ver)s, "
+            "%(run)s, %(host)s, %(pid)s, %(exp)s) ON CONFLICT (thread_id) DO UPDATE SET "
+            "checkpoint_id = EXCLUDED.checkpoint_id, version = EXCLUDED.version, "
+            + _NEW_LEASE.format(h="h")
+            + " WHERE h.version IS NULL AND "
+            + _LEASE_OK.format(h="h")
+        )
+    else:
+        cas = (
+            f"UPDATE {s}.heads AS h SET checkpoint_id = %(cid)s, version = %(ver)s, "
+            + _NEW_LEASE.format(h="h")
+            + " WHERE h.thread_id = %(tid)s AND h.version = %(expected)s::int8 AND "
+            + _LEASE_OK.format(h="h")
+        )
+    sync = "" if durable else ", set_config('synchronous_commit', 'off', true)"
+    return (
+        f"WITH cas AS ({cas} RETURNING h.thread_id), "
+        f"cp AS (INSERT INTO {s}.checkpoints (thread_id, {_CP_COLS}) "
+        "SELECT cas.thread_id, %(cid)s, %(parent)s, %(ver)s, %(step)s, %(created)s, %(body)s "
+        "FROM cas ON CONFLICT (thread_id, checkpoint_id) DO UPDATE SET "
+        "parent_id = EXCLUDED.parent_id, version = EXCLUDED.version, step = EXCLUDED.step, "
+        "created_at = EXCLUDED.created_at, body = EXCLUDED.body), "
+        + _VALUES_CTE.format(s=s)
+        + f", w AS (INSERT INTO {s}.writes (thread_id, task_id, kind, key, payload) "
+        f"SELECT cas.thread_id, u.task_id, u.kind, u.key, u.payload FROM cas, {_WRITES_SELECT} "
+        f"{_WRITES_UPSERT}) SELECT (SELECT count(*) FROM cas){sync}"
+    )
+
+
+def _lease_params(owner: Owner | None, expires: float | None) -> dict[str, Any]:
+    return {
+        "run": owner.run_id if owner else None,
+        "host": owner.host if owner else None,
+        "pid": owner.pid if owner else None,
+        "exp": expires if owner else None,
+        "srun": None,
+        "shost": None,
+        "spid": None,
+    }
+
+
+def _lease_of(row: Sequence[Any] | None) -> Lease | None:
+    """The lease in a ``_HEAD_COLS`` row, or None."""
+    if row is None or row[2] is None:
+        return None
+    return Lease(Owner(run_id=row[2], host=row[3], pid=int(row[4])), float(row[5]))
+
+
+def _writes_params(writes: Sequence[WriteRow]) -> dict[str, Any]:
+    unique = {(w.task_id, w.kind, w.key): w for w in writes}.values()
+    return {
+        "wtask": [w.task_id for w in unique],
+        "wkind": [w.kind for w in unique],
+        "wkey": [w.key for w in unique],
+        "wpay": [w.payload for w in unique],
+    }
+
+
+def _checkpoint(thread_id: str, row: Sequence[Any]) -> CheckpointRow:
+    return CheckpointRow(
+        thread_id, row[0], row[1], int(row[2]), int(row[3]), float(row[4]), bytes(row[5])
+    )
+
+
+def _value(row: Sequence[Any]) -> ValueRow:
+    prev = None if row[2] is None else int(row[2])
+    return ValueRow(row[0], int(row[1]), prev, int(row[3]), bytes(row[4]))
+
+
+def _write(row: Sequence[Any]) -> WriteRow:
+    return WriteRow(row[0], cast(WriteKind, row[1]), row[2], bytes(row[3]))
+
+
+class PostgresSaver:
+    """A Saver on PostgreSQL. ``with PostgresSaver("postgresql://...") as saver: ...``
+
+    Tables live in ``schema`` (created and migrated on open). Every method takes its own
+    pooled connection, so threads run in parallel up to ``max_size`` connections.
+    ``prepare=False`` turns prepared statements off (PgBouncer in transaction mode).
+    ``durable=False`` commits with ``synchronous_commit = off``: the commit survives a crash of
+    this process, and may be lost (never half-applied) if the database server's OS crashes.
+    With ``dsn=None`` and no pool, libpq's defaults (``PGHOST``, ``PGDATABASE``, ...) apply.
+    """
+
+    blocking = True
+
+    def __init__(
+        self,
+        dsn: str | None = None,
+        *,
+        pool: ConnectionPool[Any] | None = None,
+        schema: str = "tether",
+        serde: Serializer | None = None,
+        prepare: bool = True,
+        min_size: int = 1,
+        max_size: int = 10,
+        timeout: float = 10.0,
+    ) -> None:
+        if serde is None:
+            from tether.serde import default_serializer  # type: ignore[attr-defined]
+
+            serde = cast(Serializer, default_serializer())
+        self.serde: Serializer = serde
+        self._schema = schema
+        self._s = s = quote_schema(schema)
+        self._prepare = prepare
+        self._closed = False
+        self._sql = {
+            (first, durable): _commit_sql(s, first=first, durable=durable)
+            for first in (True, False)
+            for durable in (True, False)
+        }
+        self._timeout = timeout
+        self._conninfo = dsn if dsn is not None else ""
+        self._pool_args: dict[str, Any] = {
+            "min_size": min_size,
+            "max_size": max_size,
+            "timeout": timeout,
+            "kwargs": {"autocommit": True, "prepare_threshold": 5 if prepare else None},
+            "name": f"tether-{schema}",
+        }
+        # Taken only after a connection failure, to replace the pool once (never per call).
+        self._repair_lock = threading.Lock()
+        self._broken = False
+        if pool is not None:
+            self._pool: ConnectionPool[Any] = pool
+            self._own_pool = False
+            with self._conn("opening the schema", None) as conn:
+                self._migrate(conn)
+            return
+        self._own_pool = True
+        try:
+            with self._connect_direct() as conn:
+                self._migrate(conn)
+            self._pool = ConnectionPool(self._conninfo, open=True, **self._pool_args)
+        except psycopg.Error as exc:
+            raise CheckpointError(
+                f"PostgresSaver: cannot open database {_safe_dsn(self._conninfo)!r}: {exc}"
+            ) from exc
+
+    def _connect_direct(self) -> Conn:
+        return psycopg.connect(
+            self._conninfo,
+            autocommit=True,
+            prepare_threshold=None,
+            connect_timeout=max(1, int(self._timeout)),
+        )
+
+    def _migrate(self, conn: Conn) -> None:
+        migrate(conn, self._schema)
+
+    def __enter__(self) -> PostgresSaver:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._own_pool:
+            self._pool.close()
+
+    @contextmanager
+    def _conn(self, what: str, thread_id: str | None) -> Iterator[Conn]:
+        """A pooled connection in autocommit mode; psycopg errors become CheckpointError."""
+        if self._closed:
+            raise CheckpointError(f"PostgresSaver: {what}: the saver is closed")
+        pool = self._pool
+        try:
+            pool = self._usable_pool()
+            with pool.connection() as conn:
+                autocommit, threshold = conn.autocommit, conn.prepare_threshold
+                if not autocommit:
+                    conn.autocommit = True
+                if not self._prepare:
+                    conn.prepare_threshold = None
+                try:
+                    yield conn
+                except psycopg.Error:
+                    if conn.broken or conn.closed:
+                        self._lost_connection(pool)
+                    raise
+                finally:
+                    if not conn.closed and not conn.broken:
+                        conn.autocommit, conn.prepare_threshold = autocommit, threshold
+        except psycopg.Error as exc:
+            if isinstance(exc, PoolTimeout):
+                self._lost_connection(pool)
+            where = f" on thread {thread_id!r}" if thread_id is not None else ""
+            raise CheckpointError(f"PostgresSaver: {what}{where} failed: {exc}") from exc
+
+    def _lost_connection(self, pool: ConnectionPool[Any]) -> None:
+        """The server went away. Our own pool is replaced on next use (after a direct connect
+        shows the server is back), so calls fail fast while it is down and work as soon as it
+        returns, instead of waiting out the pool's reconnection backoff."""
+        if not self._own_pool:
+            try:
+                pool.check()
+            except Exception:
+                pass
+        elif pool is self._pool:
+            self._broken = True
+
+    def _usable_pool(self) -> ConnectionPool[Any]:
+        if not self._broken:
+            return self._pool
+        with self._repair_lock:
+            if self._broken:
+                self._connect_direct().close()  # raises while the server is still away
+                old, self._pool = (
+                    self._pool,
+                    ConnectionPool(self._conninfo, open=True, **self._pool_args),
+                )
+                self._broken = False
+                old.close(timeout=1.0)
+        return self._pool
+
+    def _read_head_row(self, conn: Conn, thread_id: str) -> tuple[Any, ...] | None:
+        return conn.execute(
+            f"SELECT {_HEAD_COLS} FROM {self._s}.heads WHERE thread_id = %s", [thread_id]
+        ).fetchone()
+
+    # reads
+
+    def get_head(self, thread_id: str) -> Head | None:
+        with self._conn("reading the head", thread_id) as conn:
+            row = self._read_head_row(conn, thread_id)
+        if row is None or row[0] is None:
+            return None
+        return Head(row[0], int(row[1]))
+
+    def get_checkpoint(self, thread_id: str, checkpoint_id: str) -> CheckpointRow | None:
+        with self._conn("reading a checkpoint", thread_id) as conn:
+            row = conn.execute(
+                f"SELECT {_CP_COLS} FROM {self._s}.checkpoints "
+                "WHERE thread_id = %s AND checkpoint_id = %s",
+                [thread_id, checkpoint_id],
+            ).fetchone()
+        return None if row is None else _checkpoint(thread_id, row)
+
+    def list_checkpoints(
+        self, thread_id: str, *, before_version: int | None = None, limit: int | None = None
+    ) -> Iterator[CheckpointRow]:
+        with self._conn("listing checkpoints", thread_id) as conn:
+            rows = conn.execute(
+                f"SELECT {_CP_COLS} FROM {self._s}.checkpoints WHERE thread_id = %s "
+                "AND (%s::int8 IS NULL OR version < %s::int8) "
+                "ORDER BY version DESC LIMIT %s::int8",
+                [thread_id, before_version, before_version, limit],
+            ).fetchall()
+        return iter([_checkpoint(thread_id, r) for r in rows])
+
+    def get_values(self, thread_id: str, wanted: Mapping[str, int]) -> dict[str, list[ValueRow]]:
+        if not wanted:
+            return {}
+        channels = list(wanted)
+        with self._conn("reading channel values", thread_id) as conn:
+            rows = conn.execute(
+                "SELECT v.channel, v.version, v.prev, v.base, v.payload "
+                "FROM unnest(%(ch)s::text[], %(ver)s::int8[]) AS w(channel, version) "
+                f"JOIN {self._s}.vals tip ON tip.thread_id = %(tid)s "
+                "AND tip.channel = w.channel AND tip.version = w.version "
+                f"JOIN {self._s}.vals v ON v.thread_id = %(tid)s AND v.channel = w.channel "
+                "AND v.version BETWEEN tip.base AND w.version",
+                {"ch": channels, "ver": [wanted[c] for c in channels], "tid": thread_id},
+            ).fetchall()
+        by_channel: dict[str, list[ValueRow]] = {c: [] for c in channels}
+        for r in rows:
+            by_channel[r[0]].append(_value(r))
+        return {c: chain_from_rows(thread_id, c, v, by_channel[c]) for c, v in wanted.items()}
+
+    def get_writes(self, thread_id: str, task_ids: Sequence[str]) -> list[WriteRow]:
+        if not task_ids:
+            return []
+        with self._conn("reading task writes", thread_id) as conn:
+            rows = conn.execute(
+                f"SELECT task_id, kind, key, payload FROM {self._s}.writes "
+                "WHERE thread_id = %s AND task_id = ANY(%s::text[])",
+                [thread_id, list(task_ids)],
+            ).fetchall()
+        return [_write(r) for r in rows]
+
+    # writes
+
+    def commit(
+        self,
+        thread_id: str,
+        *,
+        expected_version: int | None,
+        checkpoint: CheckpointRow,
+        values: Sequence[ValueRow],
+        writes: Sequence[WriteRow],
+        owner: Owner | None,
+        lease_seconds: float,
+        durable: bool,
+    ) -> None:
+        now = time.time()
+        vals = {(v.channel, v.version): v for v in values}.values()
+        params: dict[str, Any] = {
+            "tid": thread_id,
+            "expected": expected_version,
+            "now": now,
+            "cid": checkpoint.checkpoint_id,
+            "parent": checkpoint.parent_id,
+            "ver": checkpoint.version,
+            "step": checkpoint.step,
+            "created": checkpoint.created_at,
+            "body": checkpoint.body,
+            "vch": [v.channel for v in vals],
+            "vver": [v.version for v in vals],
+            "vprev": [v.prev for v in vals],
+            "vbase": [v.base for v in vals],
+            "vpay": [v.payload for v in vals],
+            **_lease_params(owner, now + lease_seconds),
+            **_writes_params(writes),
+        }
+        query = self._sql[(expected_version is None, durable)]
+        with self._conn("committing a checkpoint", thread_id) as conn:
+            for _attempt in range(3):
+                row = conn.execute(query, params).fetchone()
+                if row is not None and row[0] == 1:
+                    return
+                stored = self._read_head_row(conn, thread_id)
+                current = None if stored is None or stored[1] is None else int(stored[1])
+                lease = _lease_of(stored)
+                if current != expected_version or lease_blocks(lease, owner, now):
+                    blocking = lease if lease_blocks(lease, owner, now) else None
+                    raise ThreadBusyError(busy_message(thread_id, blocking))
+                if lease is not None:  # held by a dead process on this host: take it over
+                    params.update(
+                        srun=lease.owner.run_id, shost=lease.owner.host, spid=lease.owner.pid
+                    )
+        raise ThreadBusyError(busy_message(thread_id, None))
+
+    def put_writes(self, thread_id: str, writes: Sequence[WriteRow], *, durable: bool) -> None:
+        if not writes:
+            return
+        sync = "" if durable else "SELECT set_config('synchronous_commit', 'off', true), "
+        query = (
+            f"WITH w AS (INSERT INTO {self._s}.writes (thread_id, task_id, kind, key, payload) "
+            f"SELECT %(tid)s, u.task_id, u.kind, u.key, u.payload FROM {_WRITES_SELECT} "
+            f"{_WRITES_UPSERT} RETURNING 1) " + (sync or "SELECT ") + "(SELECT count(*) FROM w)"
+        )
+        with self._conn("storing task writes", thread_id) as conn:
+            conn.execute(query, {"tid": thread_id, **_writes_params(writes)})
+
+    def claim(self, thread_id: str, owner: Owner, lease_seconds: float) -> Head | None:
+        now = time.time()
+        params = {"tid": thread_id, "now": now, **_lease_params(owner, now + lease_seconds)}
+        query = (
+            f"INSERT INTO {self._s}.heads AS h (thread_id, lease_run, lease_host, lease_pid, "
+            "lease_expires) VALUES (%(tid)s, %(run)s, %(host)s, %(pid)s, %(exp)s) "
+            "ON CONFLICT (thread_id) DO UPDATE SET "
+            + _NEW_LEASE.format(h="h")
+            + " WHERE "
+            + _LEASE_OK.format(h="h")
+            + " RETURNING h.checkpoint_id, h.version"
+        )
+        with self._conn("claiming the thread", thread_id) as conn:
+            for _attempt in range(3):
+                row = conn.execute(query, params).fetchone()
+                if row is not None:
+                    return None if row[0] is None else Head(row[0], int(row[1]))
+                lease = _lease_of(self._read_head_row(conn, thread_id))
+                if lease_blocks(lease, owner, now):
+                    raise ThreadBusyError(busy_message(thread_id, lease))
+                if lease is not None:
+                    params.update(
+                        srun=lease.owner.run_id, shost=lease.owner.host, spid=lease.owner.pid
+                    )
+        raise ThreadBusyError(busy_message(thread_id, None))
+
+    def release(self, thread_id: str, owner: Owner) -> None:
+        s = self._s
+        with self._conn("releasing the thread", thread_id) as conn:
+            conn.execute(
+                f"WITH gone AS (DELETE FROM {s}.heads WHERE thread_id = %(tid)s "
+                "AND lease_run = %(run)s AND version IS NULL "
+                f"AND NOT EXISTS (SELECT 1 FROM {s}.writes WHERE thread_id = %(tid)s)) "
+                f"UPDATE {s}.heads SET lease_run = NULL, lease_host = NULL, lease_pid = NULL, "
+                "lease_expires = NULL WHERE thread_id = %(tid)s AND lease_run = %(run)s",
+                {"tid": thread_id, "run": owner.run_id},
+            )
+
+    def list_threads(self) -> list[str]:
+        with self._conn("listing threads", None) as conn:
+            rows = conn.execute(
+                f"SELECT thread_id FROM {self._s}.heads WHERE version IS NOT NULL"
+            ).fetchall()
+        return sorted(r[0] for r in rows)
+
+    def delete_thread(self, thread_id: str) -> None:
+        s = self._s
+        with self._conn("deleting the thread", thread_id) as conn:
+            conn.execute(
+                f"WITH a AS (DELETE FROM {s}.checkpoints WHERE thread_id = %(tid)s), "
+                f"b AS (DELETE FROM {s}.vals WHERE thread_id = %(tid)s), "
+                f"c AS (DELETE FROM {s}.writes WHERE thread_id = %(tid)s) "
+                f"DELETE FROM {s}.heads WHERE thread_id = %(tid)s",
+                {"tid": thread_id},
+            )
+
+    def delete_checkpoints(
+        self,
+        thread_id: str,
+        checkpoint_ids: Sequence[str],
+        values: Sequence[tuple[str, int]],
+        task_ids: Sequence[str],
+    ) -> None:
+        s = self._s
+        with self._conn("deleting checkpoints", thread_id) as conn:
+            conn.execute(
+                f"WITH a AS (DELETE FROM {s}.checkpoints WHERE thread_id = %(tid)s "
+                "AND checkpoint_id = ANY(%(cids)s::text[])), "
+                f"b AS (DELETE FROM {s}.vals AS v USING unnest(%(ch)s::text[], %(ver)s::int8[]) "
+                "AS u(channel, version) WHERE v.thread_id = %(tid)s AND v.channel = u.channel "
+                "AND v.version = u.version) "
+                f"DELETE FROM {s}.writes WHERE thread_id = %(tid)s "
+                "AND task_id = ANY(%(tasks)s::text[])",
+                {
+                    "tid": thread_id,
+                    "cids": list(checkpoint_ids),
+                    "ch": [c for c, _ in values],
+                    "ver": [v for _, v in values],
+                    "tasks": list(task_ids),
+                },
+            )
+
+    def dump_thread(self, thread_id: str) -> ThreadDump:
+        s = self._s
+        with self._conn("exporting the thread", thread_id) as conn, conn.transaction():
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            head = self._read_head_row(conn, thread_id)
+            cps = conn.execute(
+                f"SELECT {_CP_COLS} FROM {s}.checkpoints WHERE thread_id = %s ORDER BY version",
+                [thread_id],
+            ).fetchall()
+            vals = conn.execute(
+                f"SELECT channel, version, prev, base, payload FROM {s}.vals "
+                "WHERE thread_id = %s ORDER BY channel, version",
+                [thread_id],
+            ).fetchall()
+            writes = conn.execute(
+                f"SELECT task_id, kind, key, payload FROM {s}.writes WHERE thread_id = %s",
+                [thread_id],
+            ).fetchall()
+        return ThreadDump(
+            thread_id,
+            None if head is None or head[0] is None else Head(head[0], int(head[1])),
+            [_checkpoint(thread_id, r) for r in cps],
+            sorted((_value(r) for r in vals), key=lambda v: (v.channel, v.version)),
+            [_write(r) for r in writes],
+        )
+
+    def load_thread(self, dump: ThreadDump) -> None:
+        s, tid = self._s, dump.thread_id
+        exists = CheckpointError(
+            f"thread {tid!r} already exists; delete it first or import under another thread id"
+        )
+        with self._conn("importing the thread", tid) as conn, conn.transaction():
+            if dump.head is not None:
+                row = conn.execute(
+                    f"INSERT INTO {s}.heads AS h (thread_id, checkpoint_id, version) "
+                    "VALUES (%s, %s, %s) ON CONFLICT (thread_id) DO UPDATE SET "
+                    "checkpoint_id = EXCLUDED.checkpoint_id, version = EXCLUDED.version, "
+                    "lease_run = NULL, lease_host = NULL, lease_pid = NULL, lease_expires = NULL "
+                    "WHERE h.version IS NULL RETURNING 1",
+                    [tid, dump.head.checkpoint_id, dump.head.version],
+                ).fetchone()
+                if row is None:
+                    raise exists
+            else:
+                row = conn.execute(
+                    f"SELECT 1 FROM {s}.heads WHERE thread_id = %s AND version IS NOT NULL",
+                    [tid],
+                ).fetchone()
+                if row is not None:
+                    raise exists
+            with conn.cursor() as cur:
+                cur.executemany(
+                    f"INSERT INTO {s}.checkpoints (thread_id, {_CP_COLS}) "
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (thread_id, checkpoint_id) "
+                    "DO UPDATE SET parent_id = EXCLUDED.parent_id, version = EXCLUDED.version, "
+                    "step = EXCLUDED.step, created_at = EXCLUDED.created_at, body = EXCLUDED.body",
+                    [
+                        (tid, c.checkpoint_id, c.parent_id, c.version, c.step, c.created_at, c.body)
+                        for c in dump.checkpoints
+                    ],
+                )
+                cur.executemany(
+                    f"INSERT INTO {s}.vals (thread_id, channel, version, prev, base, payload) "
+                    "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (thread_id, channel, version) "
+                    "DO UPDATE SET prev = EXCLUDED.prev, base = EXCLUDED.base, "
+                    "payload = EXCLUDED.payload",
+                    [(tid, v.channel, v.version, v.prev, v.base, v.payload) for v in dump.values],
+                )
+                cur.executemany(
+                    f"INSERT INTO {s}.writes (thread_id, task_id, kind, key, payload) "
+                    f"VALUES (%s, %s, %s, %s, %s) {_WRITES_UPSERT}",
+                    [(tid, w.task_id, w.kind, w.key, w.payload) for w in dump.writes],
+                )
+
+
+def _safe_dsn(dsn: str) -> str:
+    """The DSN without its password, for error messages."""
+    try:
+        params = psycopg.conninfo.conninfo_to_dict(dsn)
+    except psycopg.Error:
+        return "<unparsable DSN>"
+    params.pop("password", None)
+    return psycopg.conninfo.make_conninfo(**{k: str(v) for k, v in params.items()}) or (
+        os.environ.get("PGHOST", "<libpq defaults>")
+    )

@@ -1,0 +1,443 @@
+"""RedisSaver: the Saver protocol on plain Redis 7 (no modules), through redis-py.
+
+Invariant: every write to a thread is one Lua script that checks the head version and lease
+first and writes nothing when the check fails; so ``commit`` is atomic and one round trip.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from types import TracebackType
+from typing import Any, cast
+
+import msgpack
+import redis
+from redis.commands.core import Script
+
+from tether.checkpoint import _redis_scripts as lua
+from tether.checkpoint._base import (
+    CheckpointRow,
+    Head,
+    Lease,
+    Owner,
+    ThreadDump,
+    ValueRow,
+    WriteKind,
+    WriteRow,
+)
+from tether.checkpoint._chains import walk_chain
+from tether.checkpoint._memory import busy_message, lease_blocks
+from tether.errors import CheckpointError, ThreadBusyError
+from tether.serde import Serializer
+
+_SEP = "\x00"
+
+
+def _s(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _pack(value: object) -> bytes:
+    return cast(bytes, msgpack.packb(value, use_bin_type=True))
+
+
+def _unpack(data: bytes) -> list[Any]:
+    return cast(list[Any], msgpack.unpackb(data, raw=False))
+
+
+def _write_field(w: WriteRow) -> str:
+    return f"{w.task_id}{_SEP}{w.kind}{_SEP}{w.key}"
+
+
+def _write_of(field: bytes, payload: bytes) -> WriteRow:
+    task_id, kind, key = _s(field).split(_SEP, 2)
+    return WriteRow(task_id, cast(WriteKind, kind), key, bytes(payload))
+
+
+def _pack_value(v: ValueRow) -> bytes:
+    """``prev|`` in text (read by the GET_VALUES script), then msgpack ``[base, payload]``."""
+    head = b"" if v.prev is None else str(v.prev).encode()
+    return head + b"|" + _pack([v.base, v.payload])
+
+
+def _value_of(channel: str, version: int, raw: bytes) -> ValueRow:
+    head, _, rest = bytes(raw).partition(b"|")
+    base, payload = _unpack(rest)
+    return ValueRow(channel, version, int(head) if head else None, base, payload)
+
+
+def _checkpoint_of(thread_id: str, checkpoint_id: str, raw: bytes) -> CheckpointRow:
+    parent, version, step, created_at, body = _unpack(raw)
+    return CheckpointRow(thread_id, checkpoint_id, parent, version, step, created_at, body)
+
+
+def _lease_of(reply: Sequence[bytes]) -> Lease | None:
+    """The lease in a script's busy reply ``[0, ver, run, host, pid, expires]``."""
+    if not reply[2]:
+        return None
+    owner = Owner(run_id=_s(reply[2]), host=_s(reply[3]), pid=int(reply[4]))
+    return Lease(owner, float(reply[5]))
+
+
+class RedisSaver:
+    """A Saver on Redis 7. ``with RedisSaver("redis://localhost:6379/0") as saver: ...``
+
+    Keys, for prefix ``p`` and thread ``t``: ``p:t:head`` (hash: checkpoint id, version,
+    lease), ``p:t:cp`` (hash: checkpoint id -> row), ``p:t:cpv`` (sorted set of checkpoint
+    ids by version), ``p:t:val`` (hash: ``channel\\0version`` -> row), ``p:t:w`` (hash:
+    ``task\\0kind\\0key`` -> payload) and ``p:threads`` (sorted set: thread -> expiry). With
+    ``ttl=`` seconds, every write to a thread sets all its keys to expire ``ttl`` after it.
+
+    Durability is the server's, not per call: Redis acknowledges a write once it is in
+    memory. With ``appendonly yes`` and ``appendfsync always`` a commit is on disk before the
+    reply (``durable=True`` semantics); with ``appendfsync everysec`` (the default for AOF) an
+    OS crash or power loss may drop the last second (``durable=False`` semantics); with RDB
+    snapshots only or no persistence, everything since the last snapshot (or all of it) is
+    gone after a Redis restart. ``durable`` is therefore accepted and has no effect here:
+    configure the server for the guarantee you need. Not for Redis Cluster (the thread list
+    lives on one key).
+    """
+
+    blocking = True
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        client: redis.Redis | None = None,
+        prefix: str = "tether",
+        ttl: float | None = None,
+        serde: Serializer | None = None,
+        timeout: float = 10.0,
+    ) -> None:
+        if serde is None:
+            from tether.serde import default_serializer  # type: ignore[attr-defined]
+
+            serde = cast(Serializer, default_serializer())
+        self.serde: Serializer = serde
+        if ttl is not None and ttl <= 0:
+            raise CheckpointError(
+                f"RedisSaver: ttl must be a positive number of seconds, not {ttl}"
+            )
+        self._ttl = "" if ttl is None else str(max(1, math.ceil(ttl)))
+        self._prefix = prefix
+        self._closed = False
+        self._own = client is None
+        if client is None:
+            url = url or os.environ.get("TETHER_REDIS_URL", "redis://127.0.0.1:6379/0")
+            try:
+                client = redis.Redis.from_url(
+                    url, socket_connect_timeout=timeout, socket_timeout=max(timeout, 30.0)
+                )
+            except ValueError as exc:
+                raise CheckpointError(f"RedisSaver: invalid Redis URL {url!r}: {exc}") from exc
+        if client.connection_pool.connection_kwargs.get("decode_responses"):
+            raise CheckpointError(
+                "RedisSaver: the client decodes responses; pass a client created with "
+                "decode_responses=False (tether stores bytes)"
+            )
+        self._r = client
+        self._scripts: dict[str, Script] = {
+            name: client.register_script(getattr(lua, name))
+            for name in (
+                "COMMIT",
+                "PUT_WRITES",
+                "CLAIM",
+                "RELEASE",
+                "LIST_THREADS",
+                "GET_VALUES",
+                "GET_WRITES",
+                "LIST_CHECKPOINTS",
+                "DELETE_CHECKPOINTS",
+                "LOAD_THREAD",
+            )
+        }
+        self._call("connecting", None, client.ping)
+
+    def __enter__(self) -> RedisSaver:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._own:
+            self._r.close()
+
+    # plumbing
+
+    def _call(self, what: str, thread_id: str | None, fn: Callable[[], Any]) -> Any:
+        """Run ``fn``; redis errors become CheckpointError naming the thread and the step."""
+        if self._closed:
+            raise CheckpointError(f"RedisSaver: {what}: the saver is closed")
+        try:
+            return fn()
+        except redis.RedisError as exc:
+            where = f" on thread {thread_id!r}" if thread_id is not None else ""
+            raise CheckpointError(f"RedisSaver: {what}{where} failed: {exc}") from exc
+
+    def _keys(self, thread_id: str) -> list[str]:
+        base = f"{self._prefix}:{thread_id}"
+        return [
+            f"{base}:head",
+            f"{base}:cp",
+            f"{base}:cpv",
+            f"{base}:val",
+            f"{base}:w",
+            f"{self._prefix}:threads",
+        ]
+
+    def _script(
+        self, name: str, what: str, thread_id: str | None, keys: list[str], args: list[Any]
+    ) -> Any:
+        script = self._scripts[name]
+        return self._call(what, thread_id, lambda: script(keys=keys, args=args))
+
+    # reads
+
+    def get_head(self, thread_id: str) -> Head | None:
+        key = self._keys(thread_id)[0]
+        cp, ver = self._call("reading the head", thread_id, lambda: self._r.hmget(key, "cp", "ver"))
+        return None if ver is None else Head(_s(cp), int(ver))
+
+    def get_checkpoint(self, thread_id: str, checkpoint_id: str) -> CheckpointRow | None:
+        key = self._keys(thread_id)[1]
+        raw = self._call(
+            "reading a checkpoint", thread_id, lambda: self._r.hget(key, checkpoint_id)
+        )
+        return None if raw is None else _checkpoint_of(thread_id, checkpoint_id, raw)
+
+    def list_checkpoints(
+        self, thread_id: str, *, before_version: int | None = None, limit: int | None = None
+    ) -> Iterator[CheckpointRow]:
+        if limit is not None and limit <= 0:
+            return iter([])
+        k = self._keys(thread_id)
+        top = "+inf" if before_version is None else f"({before_version}"
+        ids, raws = self._script(
+            "LIST_CHECKPOINTS",
+            "listing checkpoints",
+            thread_id,
+            [k[1], k[2]],
+            [top, "" if limit is None else str(limit)],
+        )
+        return iter(
+            [
+                _checkpoint_of(thread_id, _s(i), raw)
+                for i, raw in zip(ids, raws, strict=True)
+                if raw is not None
+            ]
+        )
+
+    def get_values(self, thread_id: str, wanted: Mapping[str, int]) -> dict[str, list[ValueRow]]:
+        if not wanted:
+            return {}
+        args: list[Any] = []
+        for channel, version in wanted.items():
+            args += [channel, str(version)]
+        flat = self._script(
+            "GET_VALUES", "reading channel values", thread_id, [self._keys(thread_id)[3]], args
+        )
+        found: dict[tuple[str, int], ValueRow] = {}
+        for i in range(0, len(flat), 3):
+            channel, version = _s(flat[i]), int(flat[i + 1])
+            found[(channel, version)] = _value_of(channel, version, flat[i + 2])
+        return {
+            c: walk_chain(thread_id, c, v, lambda ch, ver: found.get((ch, ver)))
+            for c, v in wanted.items()
+        }
+
+    def get_writes(self, thread_id: str, task_ids: Sequence[str]) -> list[WriteRow]:
+        if not task_ids:
+            return []
+        flat = self._script(
+            "GET_WRITES",
+            "reading task writes",
+            thread_id,
+            [self._keys(thread_id)[4]],
+            list(task_ids),
+        )
+        return [_write_of(flat[i], flat[i + 1]) for i in range(0, len(flat), 2)]
+
+    # writes
+
+    def commit(
+        self,
+        thread_id: str,
+        *,
+        expected_version: int | None,
+        checkpoint: CheckpointRow,
+        values: Sequence[ValueRow],
+        writes: Sequence[WriteRow],
+        owner: Owner | None,
+        lease_seconds: float,
+        durable: bool,
+    ) -> None:
+        now = time.time()
+        cp = checkpoint
+        packed = _pack([cp.parent_id, cp.version, cp.step, cp.created_at, cp.body])
+        steal = ["", "", ""]
+        tail: list[Any] = [cp.checkpoint_id, str(cp.version), packed, self._ttl, str(len(values))]
+        for v in values:
+            tail += [f"{v.channel}{_SEP}{v.version}", _pack_value(v)]
+        for w in writes:
+            tail += [_write_field(w), w.payload]
+        for _attempt in range(3):
+            args = [
+                thread_id,
+                "" if expected_version is None else str(expected_version),
+                repr(now),
+                *self._owner_args(owner, now + lease_seconds),
+                *steal,
+                *tail,
+            ]
+            reply = self._script(
+                "COMMIT", "committing a checkpoint", thread_id, self._keys(thread_id), args
+            )
+            if reply[0] == 1:
+                return
+            current = int(reply[1]) if reply[1] else None
+            lease = _lease_of(reply)
+            if current != expected_version or lease_blocks(lease, owner, now):
+                blocking = lease if lease_blocks(lease, owner, now) else None
+                raise ThreadBusyError(busy_message(thread_id, blocking))
+            steal = self._steal_args(lease)
+        raise ThreadBusyError(busy_message(thread_id, None))
+
+    @staticmethod
+    def _owner_args(owner: Owner | None, expires: float) -> list[str]:
+        if owner is None:
+            return ["", "", "", ""]
+        return [owner.run_id, owner.host, str(owner.pid), repr(expires)]
+
+    @staticmethod
+    def _steal_args(lease: Lease | None) -> list[str]:
+        """Name the dead holder of a lease, so that the script may take it over."""
+        if lease is None:
+            return ["", "", ""]
+        return [lease.owner.run_id, lease.owner.host, str(lease.owner.pid)]
+
+    def put_writes(self, thread_id: str, writes: Sequence[WriteRow], *, durable: bool) -> None:
+        if not writes:
+            return
+        args: list[Any] = [thread_id, self._ttl]
+        for w in writes:
+            args += [_write_field(w), w.payload]
+        self._script("PUT_WRITES", "storing task writes", thread_id, self._keys(thread_id), args)
+
+    def claim(self, thread_id: str, owner: Owner, lease_seconds: float) -> Head | None:
+        now = time.time()
+        steal = ["", "", ""]
+        for _attempt in range(3):
+            args = [
+                thread_id,
+                repr(now),
+                *self._owner_args(owner, now + lease_seconds),
+                *steal,
+                self._ttl,
+            ]
+            reply = self._script(
+                "CLAIM", "claiming the thread", thread_id, self._keys(thread_id), args
+            )
+            if reply[0] == 1:
+                return Head(_s(reply[1]), int(reply[2])) if reply[2] else None
+            lease = _lease_of(reply)
+            if lease_blocks(lease, owner, now):
+                raise ThreadBusyError(busy_message(thread_id, lease))
+            steal = self._steal_args(lease)
+        raise ThreadBusyError(busy_message(thread_id, None))
+
+    def release(self, thread_id: str, owner: Owner) -> None:
+        k = self._keys(thread_id)
+        self._script("RELEASE", "releasing the thread", thread_id, [k[0], k[4]], [owner.run_id])
+
+    def list_threads(self) -> list[str]:
+        found = self._script(
+            "LIST_THREADS", "listing threads", None, [f"{self._prefix}:threads"], []
+        )
+        return sorted(_s(t) for t in found)
+
+    def delete_thread(self, thread_id: str) -> None:
+        k = self._keys(thread_id)
+
+        def run() -> None:
+            with self._r.pipeline(transaction=True) as pipe:
+                pipe.delete(*k[:5])
+                pipe.zrem(k[5], thread_id)
+                pipe.execute()
+
+        self._call("deleting the thread", thread_id, run)
+
+    def delete_checkpoints(
+        self,
+        thread_id: str,
+        checkpoint_ids: Sequence[str],
+        values: Sequence[tuple[str, int]],
+        task_ids: Sequence[str],
+    ) -> None:
+        k = self._keys(thread_id)
+        args: list[Any] = [str(len(checkpoint_ids)), *checkpoint_ids, str(len(values))]
+        args += [f"{c}{_SEP}{v}" for c, v in values]
+        args += list(task_ids)
+        self._script("DELETE_CHECKPOINTS", "deleting checkpoints", thread_id, k[1:5], args)
+
+    def dump_thread(self, thread_id: str) -> ThreadDump:
+        k = self._keys(thread_id)
+
+        def run() -> list[Any]:
+            with self._r.pipeline(transaction=True) as pipe:
+                for key in (k[0], k[1], k[3], k[4]):
+                    pipe.hgetall(key)
+                return pipe.execute()
+
+        head, cps, vals, writes = self._call("exporting the thread", thread_id, run)
+        ver = head.get(b"ver")
+        checkpoints = [_checkpoint_of(thread_id, _s(i), raw) for i, raw in cps.items()]
+        values = []
+        for field, raw in vals.items():
+            channel, version = _s(field).rsplit(_SEP, 1)
+            values.append(_value_of(channel, int(version), raw))
+        return ThreadDump(
+            thread_id,
+            None if ver is None else Head(_s(head[b"cp"]), int(ver)),
+            sorted(checkpoints, key=lambda c: c.version),
+            sorted(values, key=lambda v: (v.channel, v.version)),
+            [_write_of(f, p) for f, p in writes.items()],
+        )
+
+    def load_thread(self, dump: ThreadDump) -> None:
+        head = dump.head
+        args: list[Any] = [
+            dump.thread_id,
+            "" if head is None else head.checkpoint_id,
+            "" if head is None else str(head.version),
+            self._ttl,
+            str(len(dump.checkpoints)),
+        ]
+        for c in dump.checkpoints:
+            packed = _pack([c.parent_id, c.version, c.step, c.created_at, c.body])
+            args += [c.checkpoint_id, str(c.version), packed]
+        args.append(str(len(dump.values)))
+        for v in dump.values:
+            args += [f"{v.channel}{_SEP}{v.version}", _pack_value(v)]
+        for w in dump.writes:
+            args += [_write_field(w), w.payload]
+        done = self._script(
+            "LOAD_THREAD", "importing the thread", dump.thread_id, self._keys(dump.thread_id), args
+        )
+        if done == 0:
+            raise CheckpointError(
+                f"thread {dump.thread_id!r} already exists; delete it first or import under "
+                "another thread id"
+            )

@@ -1,0 +1,223 @@
+"""The Lua scripts RedisSaver runs server-side, each one atomic on plain Redis 7.
+
+Invariant: every script that writes a thread first checks its head (and lease) and writes
+nothing when the check fails; KEYS of a thread are ``head, cp, cpv, val, w, threads``.
+"""
+
+from __future__ import annotations
+
+# Shared helpers. A lease blocks unless it is free, expired, ours (ARGV run), or the one
+# held by the dead process the caller names (srun/shost/spid).
+_PRELUDE = """
+local function lease_ok(head, now, run, srun, shost, spid)
+  local l = redis.call('HMGET', head, 'lrun', 'lhost', 'lpid', 'lexp')
+  if not l[1] then return true, l end
+  if tonumber(l[4]) <= tonumber(now) then return true, l end
+  if run ~= '' and l[1] == run then return true, l end
+  if srun ~= '' and l[1] == srun and l[2] == shost and l[3] == spid then return true, l end
+  return false, l
+end
+local function busy(ver, l)
+  return {0, ver or '', l[1] or '', l[2] or '', l[3] or '', l[4] or ''}
+end
+local function touch(ttl, tid)
+  if ttl == '' then return end
+  for i = 1, 5 do redis.call('EXPIRE', KEYS[i], ttl) end
+  if redis.call('HEXISTS', KEYS[1], 'ver') == 1 then
+    local t = redis.call('TIME')
+    redis.call('ZADD', KEYS[6], tonumber(t[1]) + tonumber(ttl), tid)
+  end
+end
+local function listed(ttl, tid)
+  if ttl == '' then
+    redis.call('ZADD', KEYS[6], '+inf', tid)
+  else
+    local t = redis.call('TIME')
+    redis.call('ZADD', KEYS[6], tonumber(t[1]) + tonumber(ttl), tid)
+  end
+end
+"""
+
+# ARGV: tid expected now run host pid exp srun shost spid cid ver cp_packed ttl nvals
+#       (val_field val_packed)*nvals (write_field payload)*
+COMMIT = (
+    _PRELUDE
+    + """
+local ver = redis.call('HGET', KEYS[1], 'ver')
+local expected = ARGV[2]
+local ok, l = lease_ok(KEYS[1], ARGV[3], ARGV[4], ARGV[8], ARGV[9], ARGV[10])
+if (expected == '' and ver) or (expected ~= '' and ver ~= expected) or not ok then
+  return busy(ver, l)
+end
+redis.call('HSET', KEYS[2], ARGV[11], ARGV[13])
+redis.call('ZADD', KEYS[3], ARGV[12], ARGV[11])
+local n = tonumber(ARGV[15])
+local i = 16
+for _ = 1, n do
+  redis.call('HSET', KEYS[4], ARGV[i], ARGV[i + 1])
+  i = i + 2
+end
+while i < #ARGV do
+  redis.call('HSET', KEYS[5], ARGV[i], ARGV[i + 1])
+  i = i + 2
+end
+redis.call('HSET', KEYS[1], 'cp', ARGV[11], 'ver', ARGV[12])
+if ARGV[4] ~= '' then
+  redis.call('HSET', KEYS[1], 'lrun', ARGV[4], 'lhost', ARGV[5], 'lpid', ARGV[6], 'lexp', ARGV[7])
+end
+listed(ARGV[14], ARGV[1])
+touch(ARGV[14], ARGV[1])
+return {1}
+"""
+)
+
+# ARGV: tid ttl (write_field payload)*
+PUT_WRITES = (
+    _PRELUDE
+    + """
+for i = 3, #ARGV, 2 do
+  redis.call('HSET', KEYS[5], ARGV[i], ARGV[i + 1])
+end
+touch(ARGV[2], ARGV[1])
+return 1
+"""
+)
+
+# ARGV: tid now run host pid exp srun shost spid ttl
+CLAIM = (
+    _PRELUDE
+    + """
+local ok, l = lease_ok(KEYS[1], ARGV[2], ARGV[3], ARGV[7], ARGV[8], ARGV[9])
+local head = redis.call('HMGET', KEYS[1], 'cp', 'ver')
+if not ok then return busy(head[2], l) end
+redis.call('HSET', KEYS[1], 'lrun', ARGV[3], 'lhost', ARGV[4], 'lpid', ARGV[5], 'lexp', ARGV[6])
+touch(ARGV[10], ARGV[1])
+return {1, head[1] or '', head[2] or ''}
+"""
+)
+
+# KEYS: head w; ARGV: run
+RELEASE = """
+if redis.call('HGET', KEYS[1], 'lrun') ~= ARGV[1] then return 0 end
+if redis.call('HEXISTS', KEYS[1], 'ver') == 0 and redis.call('EXISTS', KEYS[2]) == 0 then
+  redis.call('DEL', KEYS[1])
+else
+  redis.call('HDEL', KEYS[1], 'lrun', 'lhost', 'lpid', 'lexp')
+end
+return 1
+"""
+
+# KEYS: threads; drops threads whose TTL has passed, returns the rest.
+LIST_THREADS = """
+local t = redis.call('TIME')
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. t[1])
+return redis.call('ZRANGE', KEYS[1], 0, -1)
+"""
+
+# KEYS: val; ARGV: (channel version)*. Returns (channel version packed)* for every row found
+# walking ``prev`` (the row's text header ``prev|``) from each wanted version; stops at a
+# missing row (the caller reports it).
+GET_VALUES = """
+local out = {}
+for i = 1, #ARGV, 2 do
+  local ch = ARGV[i]
+  local v = ARGV[i + 1]
+  while v do
+    local raw = redis.call('HGET', KEYS[1], ch .. '\\0' .. v)
+    if not raw then break end
+    out[#out + 1] = ch
+    out[#out + 1] = v
+    out[#out + 1] = raw
+    local prev = string.match(raw, '^(%-?%d+)|')
+    if prev == nil or tonumber(prev) >= tonumber(v) then break end
+    v = prev
+  end
+end
+return out
+"""
+
+# KEYS: w; ARGV: task ids. Returns (field payload)* of those tasks' writes.
+GET_WRITES = """
+local want = {}
+for i = 1, #ARGV do want[ARGV[i]] = true end
+local all = redis.call('HGETALL', KEYS[1])
+local out = {}
+for i = 1, #all, 2 do
+  local task = string.match(all[i], '^([^%z]*)%z')
+  if task and want[task] then
+    out[#out + 1] = all[i]
+    out[#out + 1] = all[i + 1]
+  end
+end
+return out
+"""
+
+# KEYS: cp cpv; ARGV: max score ('+inf' or '(N'), limit ('' = all). Returns ids then rows.
+LIST_CHECKPOINTS = """
+local ids
+if ARGV[2] == '' then
+  ids = redis.call('ZREVRANGEBYSCORE', KEYS[2], ARGV[1], '-inf')
+else
+  ids = redis.call('ZREVRANGEBYSCORE', KEYS[2], ARGV[1], '-inf', 'LIMIT', 0, ARGV[2])
+end
+if #ids == 0 then return {{}, {}} end
+return {ids, redis.call('HMGET', KEYS[1], unpack(ids))}
+"""
+
+# KEYS: cp cpv val w; ARGV: ncp cp_id* nval val_field* task_id*
+DELETE_CHECKPOINTS = """
+local n = tonumber(ARGV[1])
+local i = 2
+for _ = 1, n do
+  redis.call('HDEL', KEYS[1], ARGV[i])
+  redis.call('ZREM', KEYS[2], ARGV[i])
+  i = i + 1
+end
+local m = tonumber(ARGV[i])
+i = i + 1
+for _ = 1, m do
+  redis.call('HDEL', KEYS[3], ARGV[i])
+  i = i + 1
+end
+if i <= #ARGV then
+  local gone = {}
+  for j = i, #ARGV do gone[ARGV[j]] = true end
+  for _, f in ipairs(redis.call('HKEYS', KEYS[4])) do
+    local task = string.match(f, '^([^%z]*)%z')
+    if task and gone[task] then redis.call('HDEL', KEYS[4], f) end
+  end
+end
+return 1
+"""
+
+# ARGV: tid cid ('' = no head) ver ttl ncp (id version packed)*ncp nval (field packed)*nval
+#       (write_field payload)*. Returns 0 when the thread already has a head.
+LOAD_THREAD = (
+    _PRELUDE
+    + """
+if redis.call('HEXISTS', KEYS[1], 'ver') == 1 then return 0 end
+redis.call('DEL', KEYS[1])
+local i = 6
+for _ = 1, tonumber(ARGV[5]) do
+  redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 2])
+  redis.call('ZADD', KEYS[3], ARGV[i + 1], ARGV[i])
+  i = i + 3
+end
+local m = tonumber(ARGV[i])
+i = i + 1
+for _ = 1, m do
+  redis.call('HSET', KEYS[4], ARGV[i], ARGV[i + 1])
+  i = i + 2
+end
+while i < #ARGV do
+  redis.call('HSET', KEYS[5], ARGV[i], ARGV[i + 1])
+  i = i + 2
+end
+if ARGV[2] ~= '' then
+  redis.call('HSET', KEYS[1], 'cp', ARGV[2], 'ver', ARGV[3])
+  listed(ARGV[4], ARGV[1])
+end
+touch(ARGV[4], ARGV[1])
+return 1
+"""
+)

@@ -1,0 +1,435 @@
+"""The run loop: load the thread, apply the input, then step until END, a pause or an error.
+
+It is the only code that talks to a saver during a run, and the only loop: ``invoke``,
+``stream``, ``ainvoke`` and ``astream`` all consume the events of ``Run.events()``.
+Every step is committed before the next one starts (modes sync and async); mode exit
+commits the input at the start and the state when the run returns, pauses or fails.
+"""
+
+from __future__ import annotations
+
+import queue
+import time
+import uuid
+from collections.abc import Generator, Iterator
+from typing import Any
+
+from tether.checkpoint._base import Head, Owner, Saver, WriteRow
+from tether.engine._planner import (
+    PlannedTask,
+    TaskOutput,
+    Trigger,
+    apply_writes,
+    assign_ids,
+    normalize_output,
+    plan_next,
+)
+from tether.engine._runner import Outcome, evaluate_branches, run_step
+from tether.engine._runtime import RunContext, TaskContext
+from tether.engine._spec import GraphSpec
+from tether.engine._status import TaskLog, collect_logs, encode_output
+from tether.engine._store import LEASE_SECONDS, ThreadState, new_checkpoint_id
+from tether.errors import (
+    ConfigError,
+    EmptyInputError,
+    GraphRecursionError,
+    InterruptError,
+    InvalidUpdateError,
+    ThreadBusyError,
+)
+from tether.types import START, Command, Durability, Interrupt
+
+DEFAULT_RECURSION_LIMIT = 25
+
+
+def thread_id_of(config: dict[str, Any] | None, *, required: bool) -> str | None:
+    conf = (config or {}).get("configurable") or {}
+    tid = conf.get("thread_id")
+    if tid is None:
+        if required:
+            raise ConfigError(
+                "this graph has a checkpointer, so invoke needs a thread: pass "
+                "config={'configurable': {'thread_id': '...'}}"
+            )
+        return None
+    if not isinstance(tid, str | int | uuid.UUID) or (isinstance(tid, str) and not tid):
+        raise ConfigError(f"thread_id must be a non-empty string, got {tid!r}")
+    return str(tid)
+
+
+def checkpoint_id_of(config: dict[str, Any] | None) -> str | None:
+    conf = (config or {}).get("configurable") or {}
+    cid = conf.get("checkpoint_id")
+    return str(cid) if cid is not None else None
+
+
+def claim_thread(
+    saver: Saver, thread_id: str, owner: Owner, on_busy: str, wait_timeout: float
+) -> Head | None:
+    """Take the thread's lease; with ``on_busy="wait"`` poll until the other run ends."""
+    deadline = time.monotonic() + wait_timeout
+    delay = 0.005
+    while True:
+        try:
+            return saver.claim(thread_id, owner, LEASE_SECONDS)
+        except ThreadBusyError:
+            if on_busy != "wait" or time.monotonic() >= deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.25)
+
+
+class Run:
+    """One invoke/stream call on one thread. Iterate ``events()``; afterwards ``values`` and
+    ``interrupts`` hold the result."""
+
+    def __init__(
+        self,
+        spec: GraphSpec,
+        saver: Saver | None,
+        input: Any,
+        config: dict[str, Any] | None,
+        *,
+        durability: Durability = "async",
+        custom: bool = False,
+        on_busy: str = "raise",
+        busy_timeout: float = 600.0,
+        loop: Any = None,
+    ) -> None:
+        if durability not in ("sync", "async", "exit"):
+            raise ConfigError(f"durability must be 'sync', 'async' or 'exit', got {durability!r}")
+        if on_busy not in ("raise", "wait"):
+            raise ConfigError(f"on_busy must be 'raise' or 'wait', got {on_busy!r}")
+        self.spec = spec
+        self.saver = saver
+        self.input = input
+        self.config: dict[str, Any] = dict(config or {})
+        self.durability = durability
+        self.on_busy = on_busy
+        self.busy_timeout = busy_timeout
+        limit = self.config.get("recursion_limit", DEFAULT_RECURSION_LIMIT)
+        if not isinstance(limit, int) or limit < 1:
+            raise ConfigError(f"recursion_limit must be a positive int, got {limit!r}")
+        self.limit = limit
+        self.thread_id = thread_id_of(config, required=saver is not None) or "-"
+        self.run_id = uuid.uuid4().hex
+        self.owner = Owner(self.run_id)
+        self.events_q: queue.Queue[tuple[str, Any]] | None = queue.Queue() if custom else None
+        self.values: dict[str, Any] = {}
+        self.interrupts: tuple[Interrupt, ...] = ()
+        self.buffer: list[WriteRow] = []
+        self.state: ThreadState | None = None
+        self.ctx = RunContext(
+            self.thread_id,
+            saver.serde if saver is not None else None,
+            self.config,
+            self._record,
+            self._emit_custom if custom else None,
+            loop,
+        )
+
+    # -- storage helpers -------------------------------------------------------------------
+
+    @property
+    def durable(self) -> bool:
+        return self.durability == "sync"
+
+    def _record(self, rows: list[WriteRow]) -> None:
+        if self.saver is None:
+            return
+        if self.durability == "exit":
+            self.buffer.extend(rows)
+        else:
+            self.saver.put_writes(self.thread_id, rows, durable=self.durable)
+
+    def _emit_custom(self, chunk: Any) -> None:
+        assert self.events_q is not None
+        self.events_q.put(("custom", chunk))
+
+    def _row(self, task_id: str, kind: Any, key: str, value: Any) -> WriteRow:
+        assert self.saver is not None
+        return WriteRow(task_id, kind, key, self.saver.serde.dumps(value))
+
+    def _commit(
+        self, state: ThreadState, source: str, writes: list[WriteRow] | None = None
+    ) -> None:
+        state.commit(
+            source=source,
+            owner=self.owner,
+            durable=self.durable,
+            writes=writes,
+            run_id=self.run_id,
+        )
+
+    def _flush(self, state: ThreadState) -> None:
+        """Exit mode: store the state (if it moved) and the pending step's records."""
+        if self.saver is None or self.durability != "exit":
+            return
+        ids = {t.id for t in state.tasks}
+        rows = [r for r in self.buffer if r.task_id in ids]
+        self.buffer.clear()
+        if state.checkpoint_id != state.committed_id or state.dirty:
+            if state.checkpoint_id == state.committed_id:
+                state.checkpoint_id = new_checkpoint_id()
+            self._commit(state, "loop", rows)
+        elif rows:
+            self.saver.put_writes(self.thread_id, rows, durable=self.durable)
+
+    # -- the run ---------------------------------------------------------------------------
+
+    def events(self) -> Generator[tuple[str, Any], None, None]:
+        saver = self.saver
+        if saver is None:
+            yield from self._run(ThreadState(self.spec, None, self.thread_id))
+            return
+        head = claim_thread(saver, self.thread_id, self.owner, self.on_busy, self.busy_timeout)
+        try:
+            target = checkpoint_id_of(self.config)
+            state = ThreadState.load(self.spec, saver, self.thread_id, head, target)
+            yield from self._run(state)
+        finally:
+            saver.release(self.thread_id, self.owner)
+
+    def _run(self, state: ThreadState) -> Iterator[tuple[str, Any]]:
+        self.state = state
+        inp = self.input
+        at_head = state.head is None or state.checkpoint_id == state.head.checkpoint_id
+        logs: dict[str, TaskLog] = {}
+        if isinstance(inp, Command) and inp.has_resume:
+            if not at_head:
+                raise InterruptError(
+                    f"Command(resume=...) applies to the head of thread {self.thread_id!r}; "
+                    "drop checkpoint_id from the config to resume"
+                )
+            if inp.update is not None or inp.goto_targets():
+                raise InterruptError(
+                    "Command(resume=...) cannot be combined with update or goto; resume first, "
+                    "then update the state with update_state()"
+                )
+            logs = self._load_logs(state)
+            self._apply_resume(state, inp.resume, logs)
+        elif inp is None:
+            if not state.exists:
+                raise EmptyInputError(
+                    f"thread {self.thread_id!r} has no checkpoint to continue from; "
+                    "pass an input to start it"
+                )
+            if not at_head:
+                self._fork(state)
+            else:
+                logs = self._load_logs(state)
+        else:
+            self._start(state, inp)
+        self.values = state.output_values()
+        yield "values", self.values
+        yield from self._steps(state, logs)
+
+    def _load_logs(self, state: ThreadState) -> dict[str, TaskLog]:
+        if self.saver is None or not state.tasks:
+            return {}
+        rows = self.saver.get_writes(self.thread_id, [t.id for t in state.tasks])
+        return collect_logs(self.saver.serde, rows)
+
+    def _start(self, state: ThreadState, inp: Any) -> None:
+        """New input: fold it in as START's writes and plan START's successors. Pending work
+        of an earlier run (an unanswered interrupt, a failed step) is abandoned."""
+        if not isinstance(inp, Command | dict) and not isinstance(inp, self.spec.schema.cls):
+            raise InvalidUpdateError(
+                f"input must be a dict of state keys or a Command, got "
+                f"{type(inp).__name__} {inp!r:.80}"
+            )
+        out = normalize_output(self.spec, START, inp)
+        extra = [k for k, _ in out.writes if k not in self.spec.input_keys]
+        if extra:
+            raise InvalidUpdateError(
+                f"input key {extra[0]!r} is not in the input schema "
+                f"(accepted keys: {sorted(self.spec.input_keys)})"
+            )
+        start = PlannedTask("", START, 0, False)
+        per_key = apply_writes(self.spec, state.values, [(start, out)])
+        state.record(per_key)
+        if START in self.spec.branches:
+            ctx = TaskContext(self.ctx, start, TaskLog(), START)
+            evaluate_branches(self.spec, START, state.values, TaskOutput([], out.goto), ctx)
+        triggers, _ = plan_next(self.spec, [(start, out)], {})
+        if START in self.spec.branches:
+            triggers = self._start_branches(state, out, triggers)
+        cid = new_checkpoint_id()
+        state.joins = {}
+        state.plan(assign_ids(self.thread_id, cid, triggers), cid)
+        self._commit(state, "input")
+
+    def _start_branches(
+        self, state: ThreadState, out: TaskOutput, triggers: list[Trigger]
+    ) -> list[Trigger]:
+        start = PlannedTask("", START, 0, False)
+        ctx = TaskContext(self.ctx, start, TaskLog(), START)
+        routed = TaskOutput([], list(out.goto))
+        evaluate_branches(self.spec, START, state.values, routed, ctx)
+        result, _ = plan_next(self.spec, [(start, routed)], {})
+        return result
+
+    def _fork(self, state: ThreadState) -> None:
+        """Time travel: replay from an older checkpoint as a new branch."""
+        cid = new_checkpoint_id()
+        triggers = [Trigger(t.node, t.is_send, t.index, t.arg) for t in state.tasks]
+        state.checkpoint_id = cid
+        state.tasks = assign_ids(self.thread_id, cid, triggers)
+        self._commit(state, "fork")
+
+    def _apply_resume(self, state: ThreadState, resume: Any, logs: dict[str, TaskLog]) -> None:
+        if not state.exists:
+            raise InterruptError(
+                f"thread {self.thread_id!r} does not exist, so there is nothing to resume; "
+                "start it with an input first"
+            )
+        pending: dict[str, str] = {}
+        for t in state.tasks:
+            for intr in logs.get(t.id, TaskLog()).pending_interrupts():
+                pending[intr.id] = t.id
+        ids = sorted(pending)
+        if not pending:
+            raise InterruptError(
+                f"thread {self.thread_id!r} has no pending interrupt; nothing to resume "
+                f"(next nodes: {[t.node for t in state.tasks]})"
+            )
+        if isinstance(resume, dict) and resume and all(isinstance(k, str) for k in resume):
+            unknown = [k for k in resume if k not in pending]
+            if unknown and len(pending) == 1 and not any(k in pending for k in resume):
+                answers = None
+            else:
+                answers = dict(resume)
+            if answers is not None and unknown:
+                raise InterruptError(
+                    f"thread {self.thread_id!r}: interrupt id {unknown[0]!r} is not pending "
+                    f"(not yet asked, already answered, or unknown); pending ids: {ids}. "
+                    "Nothing was resumed."
+                )
+            if answers is None:
+                answers = {ids[0]: resume}
+        elif len(pending) == 1:
+            answers = {ids[0]: resume}
+        else:
+            raise InterruptError(
+                f"thread {self.thread_id!r} has {len(pending)} pending interrupts {ids}; "
+                "resume with Command(resume={interrupt_id: value, ...})"
+            )
+        rows = [self._row(pending[i], "resume", i, v) for i, v in answers.items()]
+        assert self.saver is not None
+        self.saver.put_writes(self.thread_id, rows, durable=self.durable)
+        for i, v in answers.items():
+            logs.setdefault(pending[i], TaskLog()).resumes[i] = v
+
+    def _steps(self, state: ThreadState, logs: dict[str, TaskLog]) -> Iterator[tuple[str, Any]]:
+        steps = 0
+        try:
+            while state.tasks:
+                if steps >= self.limit:
+                    raise GraphRecursionError(
+                        f"thread {self.thread_id!r} ran {steps} steps (recursion_limit="
+                        f"{self.limit}) without reaching END; next nodes: "
+                        f"{[t.node for t in state.tasks]}. Raise recursion_limit in the config "
+                        "if the loop is intended, and continue with invoke(None, config)"
+                    )
+                done = yield from self._step(state, logs)
+                if not done:
+                    return
+                logs = {}
+                steps += 1
+                self.values = state.output_values()
+                yield "values", self.values
+        except BaseException:
+            self._flush(state)
+            raise
+        self._flush(state)
+
+    def _step(
+        self, state: ThreadState, logs: dict[str, TaskLog]
+    ) -> Generator[tuple[str, Any], None, bool]:
+        """Run one super-step. Returns True when it committed, False when it paused."""
+        tasks = state.tasks
+        runnable = [t for t in tasks if logs.get(t.id, TaskLog()).status == "runnable"]
+        several = len(tasks) > 1
+        outcomes: list[Outcome] = []
+        for kind, item in run_step(
+            self.spec, self.ctx, runnable, state.values, logs, self.events_q
+        ):
+            if kind == "custom":
+                yield "custom", item
+                continue
+            outcome: Outcome = item
+            outcomes.append(outcome)
+            if outcome.kind == "done" and several and self.saver is not None:
+                assert outcome.output is not None
+                self._record(
+                    [
+                        WriteRow(
+                            outcome.task.id,
+                            "output",
+                            "",
+                            encode_output(self.saver.serde, outcome.output),
+                        )
+                    ]
+                )
+        order = {t.id: i for i, t in enumerate(tasks)}
+        outcomes.sort(key=lambda o: order[o.task.id])
+        for o in outcomes:
+            log = logs.setdefault(o.task.id, TaskLog())
+            if o.kind == "done":
+                log.output = o.output
+            elif o.kind == "paused":
+                assert o.interrupt is not None
+                log.interrupts[o.interrupt.id] = o.interrupt
+        self._check_interrupt_ids(tasks, logs)
+        failed = [o for o in outcomes if o.kind == "failed"]
+        paused = [o for o in outcomes if o.kind == "paused"]
+        if self.saver is not None and (paused or failed):
+            rows = [
+                self._row(o.task.id, "interrupt", o.interrupt.id, o.interrupt.value)
+                for o in paused
+                if o.interrupt is not None
+            ]
+            rows += [
+                self._row(o.task.id, "error", "", f"{type(o.error).__name__}: {o.error}")
+                for o in failed
+            ]
+            self._record(rows)
+        for o in outcomes:
+            if o.kind == "done" and o.output is not None:
+                yield "updates", {o.task.node: o.output.update}
+        if failed:
+            assert failed[0].error is not None
+            raise failed[0].error
+        pending = [i for t in tasks for i in logs.get(t.id, TaskLog()).pending_interrupts()]
+        if pending:
+            self.interrupts = tuple(pending)
+            self._flush(state)
+            yield "interrupts", self.interrupts
+            return False
+        finished: list[tuple[PlannedTask, TaskOutput]] = []
+        for t in tasks:
+            out = logs[t.id].output
+            assert out is not None
+            finished.append((t, out))
+        per_key = apply_writes(self.spec, state.values, finished)
+        state.record(per_key)
+        triggers, joins = plan_next(self.spec, finished, state.joins)
+        cid = new_checkpoint_id()
+        state.joins = joins
+        state.plan(assign_ids(self.thread_id, cid, triggers), cid)
+        if self.durability != "exit":
+            self._commit(state, "loop")
+        else:
+            self.buffer.clear()
+        return True
+
+    def _check_interrupt_ids(self, tasks: list[PlannedTask], logs: dict[str, TaskLog]) -> None:
+        owner: dict[str, str] = {}
+        for t in tasks:
+            for iid in logs.get(t.id, TaskLog()).interrupts:
+                if iid in owner and owner[iid] != t.node:
+                    raise InterruptError(
+                        f"interrupt id {iid!r} was raised by nodes {owner[iid]!r} and "
+                        f"{t.node!r} in one step; ids must be unique among pending interrupts"
+                    )
+                owner[iid] = t.node

@@ -1,0 +1,207 @@
+"""Running a step's tasks: threads for sync nodes, the event loop for async ones, retries.
+
+A task ends in exactly one outcome: done (its validated output), paused (an interrupt) or
+failed (the last exception after retries). Outcomes go back to the loop through a queue in
+completion order; the loop, not the runner, decides what is stored and in what order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import random
+import threading
+import time
+from collections.abc import Callable, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+
+from tether.engine._planner import (
+    MISSING,
+    PlannedTask,
+    TaskOutput,
+    fold_many,
+    normalize_output,
+    resolve_branch,
+)
+from tether.engine._runtime import (
+    NodeInterrupt,
+    RunContext,
+    TaskContext,
+    reset_context,
+    set_context,
+)
+from tether.engine._spec import GraphSpec
+from tether.engine._status import TaskLog
+from tether.types import Command, Interrupt, RetryPolicy
+
+T = TypeVar("T")
+
+_NODE_POOL = ThreadPoolExecutor(max_workers=64, thread_name_prefix="tether-node")
+
+
+@dataclass(slots=True)
+class Outcome:
+    task: PlannedTask
+    kind: Literal["done", "paused", "failed"]
+    output: TaskOutput | None = None
+    interrupt: Interrupt | None = None
+    error: BaseException | None = None
+
+
+def run_coroutine(coro: Coroutine[Any, Any, T], loop: asyncio.AbstractEventLoop | None) -> T:
+    """Run a coroutine to completion from synchronous code.
+
+    On the caller's loop when the run came from ``ainvoke``/``astream`` (we are then on a
+    worker thread); else on a private loop, in a helper thread if this thread has one."""
+    if loop is not None and loop.is_running():
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is not loop:
+            return asyncio.run_coroutine_threadsafe(coro, loop).result()
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    box: list[Any] = []
+
+    def target() -> None:
+        try:
+            box.append(("ok", asyncio.run(coro)))
+        except BaseException as exc:  # handed to the caller below
+            box.append(("err", exc))
+
+    t = threading.Thread(target=target, name="tether-async-node")
+    t.start()
+    t.join()
+    kind, value = box[0]
+    if kind == "err":
+        raise value
+    return value  # type: ignore[no-any-return]
+
+
+def call_user(
+    fn: Callable[..., Any], is_async: bool, args: tuple[Any, ...], ctx: TaskContext
+) -> Any:
+    """Call ``fn(*args)`` with ``ctx`` as the current task, sync or async alike."""
+    if is_async:
+
+        async def with_context() -> Any:
+            token = set_context(ctx)
+            try:
+                return await fn(*args)
+            finally:
+                reset_context(token)
+
+        return run_coroutine(with_context(), ctx.run.loop)
+    token = set_context(ctx)
+    try:
+        return fn(*args)
+    finally:
+        reset_context(token)
+
+
+def with_retries(
+    policy: RetryPolicy | None,
+    attempt_fn: Callable[[int], T],
+    on_retry: Callable[[int, BaseException], None] | None = None,
+) -> T:
+    """Call ``attempt_fn(attempt)`` until it succeeds or the policy gives up."""
+    attempt = 1
+    while True:
+        try:
+            return attempt_fn(attempt)
+        except Exception as exc:
+            if policy is None or attempt >= policy.max_attempts or not policy.should_retry(exc):
+                raise
+            attempt += 1
+            if on_retry is not None:
+                on_retry(attempt, exc)
+            time.sleep(policy.wait_before(attempt, random.random()))
+
+
+def _local_state(spec: GraphSpec, values: dict[str, Any], out: TaskOutput) -> dict[str, Any]:
+    local = dict(values)
+    grouped: dict[str, list[Any]] = {}
+    for key, value in out.writes:
+        grouped.setdefault(key, []).append(value)
+    for key, writes in grouped.items():
+        local[key] = fold_many(spec.channels[key], local.get(key, MISSING), writes)
+    return local
+
+
+def evaluate_branches(
+    spec: GraphSpec, node: str, values: dict[str, Any], out: TaskOutput, ctx: TaskContext
+) -> None:
+    """Append the targets of ``node``'s conditional edges to ``out.goto``; routers see the
+    state as of the step start plus this task's own writes."""
+    branches = spec.branches.get(node)
+    if not branches:
+        return
+    local = _local_state(spec, values, out)
+    state = spec.schema.to_input(local)
+    for br in branches:
+        args = (state, ctx.run.config) if br.takes_config else (state,)
+        result = call_user(br.router, br.is_async, args, ctx)
+        out.goto.extend(resolve_branch(spec, br, result))
+
+
+def run_task(
+    spec: GraphSpec,
+    run: RunContext,
+    task: PlannedTask,
+    values: dict[str, Any],
+    log: TaskLog,
+) -> Outcome:
+    """Run one task with its retry policy; never raises for the node's own errors."""
+    node = spec.nodes[task.node]
+    node_input = task.arg if task.is_send else spec.schema.to_input(values)
+    args = (node_input, run.config) if node.takes_config else (node_input,)
+
+    def attempt(n: int) -> TaskOutput:
+        ctx = TaskContext(run, task, log, task.node, "", n)
+        result = call_user(node.fn, node.is_async, args, ctx)
+        out = normalize_output(spec, task.node, result)
+        out.update = result.update if isinstance(result, Command) else result
+        evaluate_branches(spec, task.node, values, out, ctx)
+        return out
+
+    try:
+        output = with_retries(node.retry, attempt, lambda *_: run.count("node_retries"))
+    except NodeInterrupt as paused:
+        return Outcome(task, "paused", interrupt=paused.interrupt)
+    except Exception as exc:
+        return Outcome(task, "failed", error=exc)
+    return Outcome(task, "done", output=output)
+
+
+def run_step(
+    spec: GraphSpec,
+    run: RunContext,
+    tasks: list[PlannedTask],
+    values: dict[str, Any],
+    logs: dict[str, TaskLog],
+    events: queue.Queue[tuple[str, Any]] | None,
+) -> Iterator[tuple[str, Any]]:
+    """Run ``tasks`` and yield ("done", Outcome) as each finishes, and ("custom", chunk)
+    events from stream writers when ``events`` is given. One task without custom streaming
+    runs inline on this thread (the fast path); otherwise they run on the node pool."""
+    if len(tasks) == 1 and events is None:
+        t = tasks[0]
+        yield "done", run_task(spec, run, t, values, logs.setdefault(t.id, TaskLog()))
+        return
+    q: queue.Queue[tuple[str, Any]] = events if events is not None else queue.Queue()
+    for t in tasks:
+        log = logs.setdefault(t.id, TaskLog())
+        _NODE_POOL.submit(
+            lambda t=t, log=log: q.put(("done", run_task(spec, run, t, values, log)))  # type: ignore[misc]
+        )
+    remaining = len(tasks)
+    while remaining:
+        kind, item = q.get()
+        if kind == "done":
+            remaining -= 1
+        yield kind, item

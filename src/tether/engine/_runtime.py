@@ -1,0 +1,162 @@
+"""What a running node can reach: ``interrupt()``, the task journal, the stream writer.
+
+The current task lives in a context variable set by the runner around each node call, so
+nothing is threaded through config under magic keys.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Callable
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any
+
+from tether.checkpoint._base import WriteRow
+from tether.engine._planner import PlannedTask
+from tether.engine._status import TaskLog
+from tether.errors import InterruptError, TaskCallError
+from tether.serde import Serializer
+from tether.types import Interrupt
+
+
+class NodeInterrupt(BaseException):
+    """Raised by ``interrupt()`` to unwind the node; a BaseException so that a user's
+    ``except Exception`` cannot swallow a pause."""
+
+    def __init__(self, interrupt: Interrupt) -> None:
+        super().__init__(interrupt)
+        self.interrupt = interrupt
+
+
+@dataclass(slots=True)
+class RunContext:
+    """Shared by every task of one run."""
+
+    thread_id: str
+    serde: Serializer | None
+    config: dict[str, Any]
+    record: Callable[[list[WriteRow]], None]
+    stream: Callable[[Any], None] | None
+    loop: Any = None
+    metrics: dict[str, int] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def count(self, name: str, n: int = 1) -> None:
+        with self.lock:
+            self.metrics[name] = self.metrics.get(name, 0) + n
+
+
+@dataclass(slots=True)
+class TaskContext:
+    """One execution attempt of a node, or one ``@task`` call inside it."""
+
+    run: RunContext
+    task: PlannedTask
+    log: TaskLog
+    name: str
+    path: str = ""
+    attempt: int = 1
+    interrupt_calls: int = 0
+    task_calls: int = 0
+    raised_ids: set[str] = field(default_factory=set)
+
+    @property
+    def idempotency_key(self) -> str:
+        raw = f"{self.run.thread_id}|{self.task.id}|{self.path}"
+        return hashlib.blake2b(raw.encode(), digest_size=16).hexdigest()
+
+    def next_call_key(self) -> str:
+        key = f"{self.path}.{self.task_calls}" if self.path else str(self.task_calls)
+        self.task_calls += 1
+        return key
+
+    def child(self, key: str, name: str) -> TaskContext:
+        return TaskContext(self.run, self.task, self.log, name, key, 1)
+
+
+_CURRENT: ContextVar[TaskContext | None] = ContextVar("tether_task", default=None)
+
+
+def current_context() -> TaskContext | None:
+    return _CURRENT.get()
+
+
+def set_context(ctx: TaskContext | None) -> Any:
+    return _CURRENT.set(ctx)
+
+
+def reset_context(token: Any) -> None:
+    _CURRENT.reset(token)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskInfo:
+    """What ``current_task()`` tells user code about the call it runs in."""
+
+    name: str
+    thread_id: str
+    task_id: str
+    path: str
+    attempt: int
+    idempotency_key: str
+
+
+def current_task() -> TaskInfo:
+    """The node or ``@task`` call running in this context; its ``idempotency_key`` is stable
+    across retries, replays and processes, and differs between calls."""
+    ctx = _CURRENT.get()
+    if ctx is None:
+        raise TaskCallError("current_task() was called outside a running node or @task")
+    return TaskInfo(
+        ctx.name, ctx.run.thread_id, ctx.task.id, ctx.path, ctx.attempt, ctx.idempotency_key
+    )
+
+
+def interrupt(value: Any, *, id: str | None = None) -> Any:
+    """Pause the node and surface ``value``; on resume, return the answer.
+
+    The node replays from its first line on resume, so code before ``interrupt()`` runs
+    again: keep side effects in ``@task``s. ``id`` fixes the interrupt's id; without it the id
+    is derived from the thread, the task and the call position.
+    """
+    ctx = _CURRENT.get()
+    if ctx is None:
+        raise InterruptError("interrupt() was called outside a running node")
+    if ctx.run.serde is None:
+        raise InterruptError(
+            f"interrupt() in node {ctx.task.node!r} needs a checkpointer to remember the "
+            "pause: compile the graph with compile(checkpointer=InMemorySaver()) or another "
+            "saver"
+        )
+    position = ctx.interrupt_calls
+    ctx.interrupt_calls += 1
+    if id is None:
+        raw = f"{ctx.run.thread_id}|{ctx.task.id}|{ctx.path}|{position}"
+        iid = hashlib.blake2b(raw.encode(), digest_size=16).hexdigest()
+    else:
+        if not isinstance(id, str) or not id:
+            raise InterruptError(f"interrupt id must be a non-empty string, got {id!r}")
+        iid = id
+    if iid in ctx.raised_ids:
+        raise InterruptError(
+            f"node {ctx.task.node!r} raised interrupt id {iid!r} twice in one run; "
+            "give each interrupt() call its own id"
+        )
+    ctx.raised_ids.add(iid)
+    if iid in ctx.log.resumes:
+        return ctx.log.resumes[iid]
+    raise NodeInterrupt(Interrupt(value, iid))
+
+
+def _no_writer(_chunk: Any) -> None:
+    return None
+
+
+def get_stream_writer() -> Callable[[Any], None]:
+    """A function that emits a chunk to ``stream_mode="custom"`` (a no-op otherwise)."""
+    ctx = _CURRENT.get()
+    if ctx is None:
+        raise TaskCallError("get_stream_writer() was called outside a running node")
+    return ctx.run.stream or _no_writer

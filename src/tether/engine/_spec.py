@@ -1,0 +1,106 @@
+"""A compiled graph as plain data: nodes, edges, branches, joins and channels.
+
+The builder produces it once at ``compile``; the planner and the loop only read it.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+from typing import Any
+
+from tether.types import RetryPolicy
+
+
+def wants_config(fn: Callable[..., Any]) -> bool:
+    """True when ``fn`` takes a second positional argument or a ``config`` parameter."""
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        return False
+    if any(p.name == "config" for p in params):
+        return True
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return len(positional) >= 2
+
+
+def is_async_callable(fn: Callable[..., Any]) -> bool:
+    if inspect.iscoroutinefunction(fn):
+        return True
+    call = getattr(fn, "__call__", None)  # noqa: B004
+    return call is not None and inspect.iscoroutinefunction(call)
+
+
+@dataclass(frozen=True, slots=True)
+class Channel:
+    """One state key. ``reducer`` folds writes; ``default`` makes the value a reducer starts
+    from (None: the first write is taken as is)."""
+
+    name: str
+    reducer: Callable[[Any, Any], Any] | None
+    default: Callable[[], Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Schema:
+    """A state schema turned into channels, and how to hand state to a node."""
+
+    cls: Any
+    channels: dict[str, Channel]
+    kind: str  # "typeddict" | "dataclass" | "pydantic" | "dict"
+
+    def keys(self) -> frozenset[str]:
+        return frozenset(self.channels)
+
+    def to_input(self, values: dict[str, Any]) -> Any:
+        """The object a node receives: a dict for TypedDicts, an instance otherwise."""
+        if self.kind == "typeddict" or self.kind == "dict":
+            return dict(values)
+        known = {k: v for k, v in values.items() if k in self.channels}
+        return self.cls(**known)
+
+
+@dataclass(frozen=True, slots=True)
+class NodeSpec:
+    name: str
+    fn: Callable[..., Any]
+    takes_config: bool
+    is_async: bool
+    retry: RetryPolicy | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Branch:
+    """A conditional edge: ``router(state)`` names where to go, optionally via ``path_map``."""
+
+    source: str
+    router: Callable[..., Any]
+    path_map: dict[Hashable, str] | None
+    takes_config: bool
+    is_async: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Join:
+    """``add_edge([a, b], c)``: ``target`` runs once every source has finished."""
+
+    id: str
+    sources: frozenset[str]
+    target: str
+
+
+@dataclass(frozen=True)
+class GraphSpec:
+    schema: Schema
+    input_keys: frozenset[str]
+    output_keys: tuple[str, ...]
+    nodes: dict[str, NodeSpec]
+    edges: dict[str, tuple[str, ...]]
+    branches: dict[str, tuple[Branch, ...]]
+    joins: tuple[Join, ...]
+    joins_by_source: dict[str, tuple[Join, ...]] = field(default_factory=dict)
+
+    @property
+    def channels(self) -> dict[str, Channel]:
+        return self.schema.channels

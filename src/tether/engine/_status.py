@@ -1,0 +1,74 @@
+"""A task's status, decided from its write log alone.
+
+Rule: a task with an "output" row is done; else one with an "interrupt" row that has no
+matching "resume" row is paused; everything else (never ran, failed, or answered) runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from tether.checkpoint._base import WriteRow
+from tether.engine._planner import TaskOutput
+from tether.serde import Serializer
+from tether.types import Interrupt, Send
+
+Status = Literal["done", "paused", "runnable"]
+
+
+@dataclass(slots=True)
+class TaskLog:
+    """What one task recorded before its step committed."""
+
+    output: TaskOutput | None = None
+    journal: dict[str, tuple[str, str, Any]] = field(default_factory=dict)
+    interrupts: dict[str, Interrupt] = field(default_factory=dict)
+    resumes: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def status(self) -> Status:
+        if self.output is not None:
+            return "done"
+        if any(i not in self.resumes for i in self.interrupts):
+            return "paused"
+        return "runnable"
+
+    def pending_interrupts(self) -> list[Interrupt]:
+        if self.output is not None:
+            return []
+        return [i for k, i in self.interrupts.items() if k not in self.resumes]
+
+
+def encode_output(serde: Serializer, out: TaskOutput) -> bytes:
+    goto = [["s", g.node, g.arg] if isinstance(g, Send) else ["n", g] for g in out.goto]
+    return serde.dumps([[[k, v] for k, v in out.writes], goto])
+
+
+def decode_output(serde: Serializer, payload: bytes) -> TaskOutput:
+    decoded: Any = serde.loads(payload)
+    writes, goto = decoded
+    targets: list[str | Send] = [Send(g[1], g[2]) if g[0] == "s" else g[1] for g in goto]
+    return TaskOutput([(k, v) for k, v in writes], targets)
+
+
+def collect_logs(serde: Serializer, rows: Iterable[WriteRow]) -> dict[str, TaskLog]:
+    """Group write rows by task and decode them."""
+    logs: dict[str, TaskLog] = {}
+    for row in rows:
+        log = logs.setdefault(row.task_id, TaskLog())
+        if row.kind == "output":
+            log.output = decode_output(serde, row.payload)
+        elif row.kind == "journal":
+            entry: Any = serde.loads(row.payload)
+            name, arg_hash, result = entry
+            log.journal[row.key] = (name, arg_hash, result)
+        elif row.kind == "interrupt":
+            log.interrupts[row.key] = Interrupt(serde.loads(row.payload), row.key)
+        elif row.kind == "resume":
+            log.resumes[row.key] = serde.loads(row.payload)
+        elif row.kind == "error":
+            log.error = str(serde.loads(row.payload))
+    return logs

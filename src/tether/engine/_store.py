@@ -1,0 +1,281 @@
+"""A thread's state between the loop and its saver: load a checkpoint, commit a step.
+
+Invariant: only channels written since the last commit are stored; a reducer channel stores
+the writes themselves (a delta) until they outweigh its last snapshot twice over, then a new
+snapshot. Storage grows with what was written, and a read costs O(size of the value).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from tether.checkpoint._base import CheckpointRow, Head, Owner, Saver, ValueRow, WriteRow
+from tether.engine._planner import MISSING, PlannedTask, fold_many
+from tether.engine._spec import GraphSpec
+from tether.errors import CheckpointError, SerializationError
+
+SNAPSHOT_RATIO = 2
+"""A reducer channel snapshots when its deltas since the last snapshot exceed this many times
+the snapshot's size: snapshots grow geometrically, so all of them add up to at most 1.5x
+the final value, and a read folds deltas no bigger than twice the snapshot."""
+
+MAX_CHAIN = 256
+"""A reducer channel also snapshots after this many deltas, bounding the folds per read."""
+
+LEASE_SECONDS = 300.0
+
+
+def new_checkpoint_id() -> str:
+    """A UUIDv7-shaped id: time-ordered, unique without coordination."""
+    ms = time.time_ns() // 1_000_000
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | (rand >> 68) << 64
+    value |= 0x2 << 62 | (rand & ((1 << 62) - 1))
+    return str(uuid.UUID(int=value))
+
+
+@dataclass(slots=True)
+class ChainStat:
+    """Where a reducer channel's stored chain stands: its snapshot, and deltas since."""
+
+    base: int
+    last: int
+    snapshot_bytes: int
+    delta_bytes: int
+    deltas: int
+
+
+@dataclass(slots=True)
+class ThreadState:
+    """The loop's working copy of one thread."""
+
+    spec: GraphSpec
+    saver: Saver | None
+    thread_id: str
+    head: Head | None = None
+    checkpoint_id: str | None = None
+    committed_id: str | None = None
+    parent_id: str | None = None
+    version: int = 0
+    step: int = -1
+    created_at: float | None = None
+    values: dict[str, Any] = field(default_factory=dict)
+    versions: dict[str, int] = field(default_factory=dict)
+    chains: dict[str, ChainStat] = field(default_factory=dict)
+    pending: dict[str, list[Any]] = field(default_factory=dict)
+    dirty: set[str] = field(default_factory=set)
+    tasks: list[PlannedTask] = field(default_factory=list)
+    joins: dict[str, frozenset[str]] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    bytes_written: int = 0
+
+    @property
+    def exists(self) -> bool:
+        return self.committed_id is not None
+
+    # -- load ------------------------------------------------------------------------------
+
+    @classmethod
+    def load(
+        cls,
+        spec: GraphSpec,
+        saver: Saver,
+        thread_id: str,
+        head: Head | None,
+        checkpoint_id: str | None = None,
+    ) -> ThreadState:
+        """The thread at ``checkpoint_id`` (default: its head); empty if it never ran."""
+        state = cls(spec, saver, thread_id, head=head)
+        target = checkpoint_id or (head.checkpoint_id if head else None)
+        if target is None:
+            return state
+        row = saver.get_checkpoint(thread_id, target)
+        if row is None:
+            raise CheckpointError(
+                f"thread {thread_id!r} has no checkpoint {target!r}; list them with "
+                "get_state_history(config)"
+            )
+        state.apply_row(row)
+        return state
+
+    def apply_row(self, row: CheckpointRow) -> None:
+        assert self.saver is not None
+        serde = self.saver.serde
+        try:
+            body: Any = serde.loads(row.body)
+            versions: dict[str, int] = body["v"]
+            tasks = [PlannedTask(t[0], t[1], t[2], t[3], t[4]) for t in body["t"]]
+            joins = {k: frozenset(v) for k, v in body["j"].items()}
+            metadata: dict[str, Any] = body["m"]
+        except (SerializationError, KeyError, TypeError, IndexError, ValueError) as exc:
+            raise CheckpointError(
+                f"thread {self.thread_id!r}: checkpoint {row.checkpoint_id!r} cannot be read "
+                f"({exc}); the store is corrupted or was written by an incompatible version"
+            ) from exc
+        self.checkpoint_id = self.committed_id = row.checkpoint_id
+        self.parent_id = row.parent_id
+        self.version = row.version
+        self.step = row.step
+        self.created_at = row.created_at
+        self.versions = dict(versions)
+        self.tasks = tasks
+        self.joins = joins
+        self.metadata = metadata
+        chains = self.saver.get_values(self.thread_id, versions)
+        channels = self.spec.channels
+        for name, chain in chains.items():
+            try:
+                value = serde.loads(chain[0].payload)
+                deltas = [serde.loads(r.payload) for r in chain[1:]]
+            except SerializationError as exc:
+                raise CheckpointError(
+                    f"thread {self.thread_id!r}: stored value of state key {name!r} cannot be "
+                    f"decoded: {exc}"
+                ) from exc
+            channel = channels.get(name)
+            if deltas and channel is not None:
+                value = fold_many(channel, value, (w for d in deltas for w in d))  # type: ignore[attr-defined]
+            self.values[name] = value
+            if channel is not None and channel.reducer is not None:
+                self.chains[name] = ChainStat(
+                    chain[0].version,
+                    chain[-1].version,
+                    len(chain[0].payload),
+                    sum(len(r.payload) for r in chain[1:]),
+                    len(chain) - 1,
+                )
+
+    # -- change ----------------------------------------------------------------------------
+
+    def record(self, per_key: dict[str, list[Any]]) -> None:
+        """Note the writes just folded into ``values`` so the next commit stores them."""
+        for key, writes in per_key.items():
+            self.dirty.add(key)
+            if self.spec.channels[key].reducer is not None:
+                self.pending.setdefault(key, []).extend(writes)
+
+    def plan(self, tasks: list[PlannedTask], checkpoint_id: str) -> None:
+        self.tasks = tasks
+        self.checkpoint_id = checkpoint_id
+        self.step += 1
+
+    # -- commit ----------------------------------------------------------------------------
+
+    def _encode(self, key: str, value: Any) -> bytes:
+        assert self.saver is not None
+        try:
+            return self.saver.serde.dumps(value)
+        except SerializationError as exc:
+            raise SerializationError(
+                f"thread {self.thread_id!r}, state key {key!r}: {exc}"
+            ) from exc
+
+    def _value_rows(self, version: int) -> list[ValueRow]:
+        rows: list[ValueRow] = []
+        channels = self.spec.channels
+        for key in sorted(self.dirty):
+            channel = channels[key]
+            stat = self.chains.get(key)
+            if channel.reducer is not None and stat is not None and key in self.pending:
+                delta = self._encode(key, self.pending[key])
+                grown = stat.delta_bytes + len(delta)
+                if grown <= SNAPSHOT_RATIO * max(stat.snapshot_bytes, 64) and (
+                    stat.deltas < MAX_CHAIN
+                ):
+                    rows.append(ValueRow(key, version, stat.last, stat.base, delta))
+                    self.chains[key] = ChainStat(
+                        stat.base, version, stat.snapshot_bytes, grown, stat.deltas + 1
+                    )
+                    continue
+            payload = self._encode(key, self.values[key])
+            rows.append(ValueRow(key, version, None, version, payload))
+            if channel.reducer is not None:
+                self.chains[key] = ChainStat(version, version, len(payload), 0, 0)
+        return rows
+
+    def encode_body(self, source: str, run_id: str | None) -> bytes:
+        assert self.saver is not None
+        self.metadata = {"source": source, "step": self.step}
+        if run_id is not None:
+            self.metadata["run_id"] = run_id
+        tasks = [[t.id, t.node, t.index, t.is_send, t.arg] for t in self.tasks]
+        body = {
+            "v": self.versions,
+            "t": tasks,
+            "j": {k: sorted(v) for k, v in self.joins.items()},
+            "m": self.metadata,
+        }
+        try:
+            return self.saver.serde.dumps(body)
+        except SerializationError as exc:
+            raise SerializationError(
+                f"thread {self.thread_id!r}: the argument of a Send cannot be stored: {exc}"
+            ) from exc
+
+    def commit(
+        self,
+        *,
+        source: str,
+        owner: Owner | None,
+        durable: bool,
+        writes: list[WriteRow] | None = None,
+        run_id: str | None = None,
+    ) -> None:
+        """Store the checkpoint ``checkpoint_id`` with the changed values, moving the head."""
+        saver = self.saver
+        if saver is None:
+            self.committed_id = self.checkpoint_id
+            self.dirty.clear()
+            self.pending.clear()
+            return
+        assert self.checkpoint_id is not None
+        expected = self.head.version if self.head is not None else None
+        version = (expected or 0) + 1
+        chains_before = dict(self.chains)
+        values = self._value_rows(version)
+        for vrow in values:
+            self.versions[vrow.channel] = version
+        body = self.encode_body(source, run_id)
+        now = time.time()
+        row = CheckpointRow(
+            self.thread_id,
+            self.checkpoint_id,
+            self.committed_id,
+            version,
+            self.step,
+            now,
+            body,
+        )
+        try:
+            saver.commit(
+                self.thread_id,
+                expected_version=expected,
+                checkpoint=row,
+                values=values,
+                writes=writes or [],
+                owner=owner,
+                lease_seconds=LEASE_SECONDS,
+                durable=durable,
+            )
+        except BaseException:
+            self.chains = chains_before
+            raise
+        self.bytes_written = len(body) + sum(len(v.payload) for v in values)
+        self.head = Head(self.checkpoint_id, version)
+        self.parent_id = self.committed_id
+        self.committed_id = self.checkpoint_id
+        self.version = version
+        self.created_at = now
+        self.dirty.clear()
+        self.pending.clear()
+
+    def output_values(self) -> dict[str, Any]:
+        keys = self.spec.output_keys
+        return {k: self.values[k] for k in keys if k in self.values}
+
+    def snapshot_values(self) -> dict[str, Any]:
+        return {k: v for k, v in self.values.items() if v is not MISSING}

@@ -1,0 +1,161 @@
+"""``update_state`` and ``get_state``: edit and read a thread outside a run.
+
+An update goes through the reducers like a node's output and becomes a checkpoint of its own
+(source "update"); with ``as_node`` the next step is the edges after that node, without it
+the pending tasks (and their interrupts) stay as they were.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+from tether.checkpoint._base import Saver
+from tether.engine._loop import checkpoint_id_of, thread_id_of
+from tether.engine._planner import (
+    PlannedTask,
+    apply_writes,
+    assign_ids,
+    normalize_output,
+    plan_next,
+)
+from tether.engine._runner import evaluate_branches
+from tether.engine._runtime import RunContext, TaskContext
+from tether.engine._spec import GraphSpec
+from tether.engine._status import TaskLog, collect_logs
+from tether.engine._store import ThreadState, new_checkpoint_id
+from tether.errors import ConfigError, InvalidUpdateError
+from tether.types import START, Interrupt, StateSnapshot, StateTask
+
+
+def _require_saver(saver: Saver | None, what: str) -> Saver:
+    if saver is None:
+        raise ConfigError(
+            f"{what} needs a checkpointer: compile the graph with compile(checkpointer=...)"
+        )
+    return saver
+
+
+def update_state(
+    spec: GraphSpec,
+    saver: Saver | None,
+    config: dict[str, Any],
+    values: Any,
+    as_node: str | None,
+) -> dict[str, Any]:
+    saver = _require_saver(saver, "update_state")
+    thread_id = thread_id_of(config, required=True)
+    assert thread_id is not None
+    if as_node is not None and as_node != START and as_node not in spec.nodes:
+        raise InvalidUpdateError(
+            f"update_state(as_node={as_node!r}): no such node (known nodes: {sorted(spec.nodes)})"
+        )
+    head = saver.get_head(thread_id)
+    state = ThreadState.load(spec, saver, thread_id, head, checkpoint_id_of(config))
+    node = as_node if as_node is not None else (None if state.exists else START)
+    out = normalize_output(spec, node or "update_state", values)
+    writer = PlannedTask("", node or "update_state", 0, False)
+    per_key = apply_writes(spec, state.values, [(writer, out)])
+    state.record(per_key)
+    cid = new_checkpoint_id()
+    if node is not None:
+        run = RunContext(thread_id, saver.serde, dict(config), lambda _rows: None, None)
+        evaluate_branches(spec, node, state.values, out, TaskContext(run, writer, TaskLog(), node))
+        triggers, joins = plan_next(spec, [(writer, out)], {} if node == START else state.joins)
+        state.joins = joins
+        state.tasks = assign_ids(thread_id, cid, triggers)
+    state.checkpoint_id = cid
+    state.step += 1
+    state.commit(source="update", owner=None, durable=True)
+    return {"configurable": {"thread_id": thread_id, "checkpoint_id": cid}}
+
+
+def _iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.datetime.fromtimestamp(ts, tz=datetime.UTC).isoformat()
+
+
+def snapshot(state: ThreadState, saver: Saver) -> StateSnapshot:
+    """A StateSnapshot of a loaded thread state, with its pending tasks' interrupts."""
+    thread_id = state.thread_id
+    if not state.exists:
+        return StateSnapshot({}, (), {"configurable": {"thread_id": thread_id}}, {}, None, None)
+    logs = collect_logs(saver.serde, saver.get_writes(thread_id, [t.id for t in state.tasks]))
+    tasks: list[StateTask] = []
+    interrupts: list[Interrupt] = []
+    for t in state.tasks:
+        log = logs.get(t.id, TaskLog())
+        pending = tuple(log.pending_interrupts())
+        interrupts.extend(pending)
+        tasks.append(
+            StateTask(
+                t.id,
+                t.node,
+                t.path,
+                log.error,
+                pending,
+                dict(log.output.writes) if log.output is not None else None,
+            )
+        )
+    nxt = tuple(
+        t.name
+        for t, p in zip(tasks, state.tasks, strict=True)
+        if logs.get(p.id, TaskLog()).status != "done"
+    )
+    config = {"configurable": {"thread_id": thread_id, "checkpoint_id": state.committed_id}}
+    parent = (
+        {"configurable": {"thread_id": thread_id, "checkpoint_id": state.parent_id}}
+        if state.parent_id
+        else None
+    )
+    return StateSnapshot(
+        state.snapshot_values(),
+        nxt,
+        config,
+        dict(state.metadata),
+        _iso(state.created_at),
+        parent,
+        tuple(tasks),
+        tuple(interrupts),
+    )
+
+
+def get_state(spec: GraphSpec, saver: Saver | None, config: dict[str, Any]) -> StateSnapshot:
+    saver = _require_saver(saver, "get_state")
+    thread_id = thread_id_of(config, required=True)
+    assert thread_id is not None
+    head = saver.get_head(thread_id)
+    state = ThreadState.load(spec, saver, thread_id, head, checkpoint_id_of(config))
+    return snapshot(state, saver)
+
+
+def get_state_history(
+    spec: GraphSpec,
+    saver: Saver | None,
+    config: dict[str, Any],
+    *,
+    limit: int | None = None,
+    before: dict[str, Any] | None = None,
+    filter: dict[str, Any] | None = None,
+) -> list[StateSnapshot]:
+    saver = _require_saver(saver, "get_state_history")
+    thread_id = thread_id_of(config, required=True)
+    assert thread_id is not None
+    before_version = None
+    if before is not None:
+        bid = checkpoint_id_of(before)
+        row = saver.get_checkpoint(thread_id, bid) if bid else None
+        if row is None:
+            raise ConfigError(f"before= names checkpoint {bid!r}, which thread {thread_id!r} lacks")
+        before_version = row.version
+    out: list[StateSnapshot] = []
+    for row in saver.list_checkpoints(thread_id, before_version=before_version):
+        state = ThreadState(spec, saver, thread_id)
+        state.apply_row(row)
+        if filter and any(state.metadata.get(k) != v for k, v in filter.items()):
+            continue
+        out.append(snapshot(state, saver))
+        if limit is not None and len(out) >= limit:
+            break
+    return out

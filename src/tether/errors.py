@@ -1,0 +1,89 @@
+"""Every error a user of tether can cause, as one tree. Catch by cause, not by message.
+
+    TetherError
+    ├── GraphError                 a graph that cannot be built (unknown or unreachable node)
+    ├── InvalidUpdateError         a write that cannot be applied (unknown key, two writers)
+    ├── GraphRecursionError        the run took more super-steps than ``recursion_limit``
+    ├── EmptyInputError            ``invoke(None, ...)`` on a thread that has nothing to continue
+    ├── InterruptError             a resume that does not match the pending interrupts
+    ├── NondeterminismError        a replay called a different task than the one recorded
+    ├── ThreadBusyError            another writer advanced the thread first
+    ├── ConfigError                a missing or malformed config value (``thread_id``, ...)
+    ├── TaskCallError              a ``@task`` used where no run is active
+    ├── SerializationError         a value tether cannot store or read back safely
+    └── CheckpointError            storage that cannot be read, written or trusted
+        └── EncryptionError        a record encrypted with a key that is missing or wrong
+
+Messages name the thing at fault (node, key, interrupt id, thread) and what to do about it.
+"""
+
+from __future__ import annotations
+
+
+class TetherError(Exception):
+    """Base class of every error tether raises on purpose."""
+
+
+class GraphError(TetherError):
+    """The graph definition is invalid (raised by the builder and by ``compile``)."""
+
+
+class InvalidUpdateError(TetherError):
+    """A node's output, the run input or ``update_state`` values cannot be applied."""
+
+
+class GraphRecursionError(TetherError):
+    """The run needed more super-steps than the configured ``recursion_limit``."""
+
+
+class EmptyInputError(TetherError):
+    """``invoke(None, config)`` was called on a thread that has nothing to resume."""
+
+
+class InterruptError(TetherError):
+    """A resume value does not match what is pending, or an interrupt cannot be raised."""
+
+
+class NondeterminismError(TetherError):
+    """On replay a node made a call that differs from the recorded one."""
+
+
+class ThreadBusyError(TetherError):
+    """Another writer committed to the thread since this run read its head."""
+
+
+class ConfigError(TetherError):
+    """A required configuration value is missing or has the wrong shape."""
+
+
+class TaskCallError(TetherError):
+    """A ``@task`` was called outside a running node or entrypoint."""
+
+
+class SerializationError(TetherError):
+    """A value cannot be encoded for storage, or stored bytes cannot be decoded."""
+
+
+class CheckpointError(TetherError):
+    """The checkpoint store is unreachable, corrupted, or from an incompatible version."""
+
+
+class EncryptionError(CheckpointError):
+    """A stored record cannot be decrypted: its key is missing, or the key is wrong."""
+
+
+__all__ = [
+    "CheckpointError",
+    "ConfigError",
+    "EmptyInputError",
+    "EncryptionError",
+    "GraphError",
+    "GraphRecursionError",
+    "InterruptError",
+    "InvalidUpdateError",
+    "NondeterminismError",
+    "SerializationError",
+    "TaskCallError",
+    "TetherError",
+    "ThreadBusyError",
+]

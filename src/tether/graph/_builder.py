@@ -1,0 +1,301 @@
+"""StateGraph: declare nodes and edges over a state schema, then ``compile`` into a runnable.
+
+Every structural mistake (unknown node, unreachable node, reserved name, no entry point) is
+raised here, naming the node, so that a run never discovers it halfway.
+"""
+
+from __future__ import annotations
+
+import itertools
+import typing
+from collections.abc import Callable, Hashable, Sequence
+from typing import TYPE_CHECKING, Any, Literal, get_args, get_origin
+
+from tether.engine._spec import (
+    Branch,
+    GraphSpec,
+    Join,
+    NodeSpec,
+    is_async_callable,
+    wants_config,
+)
+from tether.errors import GraphError
+from tether.graph._schema import build_schema
+from tether.types import END, START, Command, RetryPolicy
+
+if TYPE_CHECKING:
+    from tether.checkpoint import Saver
+    from tether.graph._compiled import CompiledGraph
+
+RESERVED = frozenset({START, END, "__interrupt__", "__input__", "__previous__", "__return__"})
+
+
+def _check_name(name: str) -> None:
+    if not isinstance(name, str) or not name:
+        raise GraphError(f"node name must be a non-empty string, got {name!r}")
+    if name in RESERVED:
+        raise GraphError(f"node name {name!r} is reserved by tether; choose another name")
+    if name.startswith("__") and name.endswith("__"):
+        raise GraphError(f"node name {name!r} is reserved (names like '__x__' are tether's)")
+    if ":" in name or "|" in name:
+        raise GraphError(f"node name {name!r} must not contain ':' or '|' (used in task paths)")
+
+
+def _command_destinations(fn: Callable[..., Any]) -> tuple[str, ...] | None:
+    """Nodes named by a ``-> Command[Literal["a", "b"]]`` return annotation, if any."""
+    try:
+        hints = typing.get_type_hints(fn)
+    except Exception:
+        return None
+    ret = hints.get("return")
+    if ret is None or (get_origin(ret) is not Command and ret is not Command):
+        return None
+    args = get_args(ret)
+    if not args or get_origin(args[0]) is not Literal:
+        return None
+    return tuple(str(a) for a in get_args(args[0]))
+
+
+class StateGraph:
+    """A graph of nodes over a shared state.
+
+    ``StateGraph(State)`` where ``State`` is a TypedDict, dataclass or pydantic model;
+    ``input_schema`` limits which keys the run input may set, ``output_schema`` which keys
+    ``invoke`` returns.
+    """
+
+    def __init__(
+        self,
+        state_schema: Any,
+        *,
+        input_schema: Any = None,
+        output_schema: Any = None,
+    ) -> None:
+        self._schema = build_schema(state_schema)
+        self._input_schema = build_schema(input_schema) if input_schema is not None else None
+        self._output_schema = build_schema(output_schema) if output_schema is not None else None
+        for extra in (self._input_schema, self._output_schema):
+            if extra is None:
+                continue
+            unknown = extra.keys() - self._schema.keys()
+            if unknown:
+                raise GraphError(
+                    f"keys {sorted(unknown)} of {extra.cls.__name__} are not in the state "
+                    f"schema {self._schema.cls.__name__}; add them to the state schema"
+                )
+        self._nodes: dict[str, NodeSpec] = {}
+        self._destinations: dict[str, tuple[str, ...] | None] = {}
+        self._edges: list[tuple[str, str]] = []
+        self._joins: list[tuple[tuple[str, ...], str]] = []
+        self._branches: list[Branch] = []
+
+    # -- nodes -----------------------------------------------------------------------------
+
+    def add_node(
+        self,
+        node: str | Callable[..., Any],
+        action: Callable[..., Any] | None = None,
+        *,
+        retry_policy: RetryPolicy | None = None,
+        destinations: Sequence[str] | None = None,
+    ) -> StateGraph:
+        """Add a node. ``add_node(fn)`` names it after the function; ``destinations`` declares
+        where a node that returns ``Command(goto=...)`` may go (also read from a
+        ``-> Command[Literal[...]]`` annotation)."""
+        if action is None:
+            if not callable(node):
+                raise GraphError(f"add_node({node!r}) needs a function to run")
+            action = node
+            name = getattr(node, "__name__", None)
+            if not isinstance(name, str) or name == "<lambda>":
+                raise GraphError("add_node(fn) needs a named function; pass a name first")
+        else:
+            if not isinstance(node, str):
+                raise GraphError(f"node name must be a string, got {node!r}")
+            name = node
+        _check_name(name)
+        if name in self._nodes:
+            raise GraphError(f"node {name!r} is already in the graph; node names are unique")
+        if not callable(action):
+            raise GraphError(f"node {name!r}: {action!r} is not callable")
+        self._nodes[name] = NodeSpec(
+            name, action, wants_config(action), is_async_callable(action), retry_policy
+        )
+        self._destinations[name] = (
+            tuple(destinations) if destinations is not None else _command_destinations(action)
+        )
+        return self
+
+    def add_sequence(
+        self, nodes: Sequence[Callable[..., Any] | tuple[str, Callable[..., Any]]]
+    ) -> StateGraph:
+        """Add nodes and chain them with edges in the given order."""
+        if not nodes:
+            raise GraphError("add_sequence needs at least one node")
+        names: list[str] = []
+        for item in nodes:
+            if isinstance(item, tuple):
+                self.add_node(item[0], item[1])
+                names.append(item[0])
+            else:
+                self.add_node(item)
+                names.append(item.__name__)
+        for a, b in itertools.pairwise(names):
+            self.add_edge(a, b)
+        return self
+
+    # -- edges -----------------------------------------------------------------------------
+
+    def add_edge(self, start: str | Sequence[str], end: str) -> StateGraph:
+        """``add_edge(a, b)``: b runs after a. ``add_edge([a, b], c)``: c runs once both a
+        and b have finished."""
+        if end == START:
+            raise GraphError("START cannot be the end of an edge")
+        if isinstance(start, str):
+            if start == END:
+                raise GraphError(f"END cannot be the start of an edge (edge END -> {end!r})")
+            self._edges.append((start, end))
+        else:
+            sources = tuple(start)
+            if not sources:
+                raise GraphError(f"add_edge([...], {end!r}) needs at least one source")
+            if START in sources or END in sources:
+                raise GraphError(f"a join edge into {end!r} cannot start at START or END")
+            self._joins.append((sources, end))
+        return self
+
+    def set_entry_point(self, node: str) -> StateGraph:
+        return self.add_edge(START, node)
+
+    def set_finish_point(self, node: str) -> StateGraph:
+        return self.add_edge(node, END)
+
+    def add_conditional_edges(
+        self,
+        source: str,
+        path: Callable[..., Any],
+        path_map: dict[Hashable, str] | Sequence[str] | None = None,
+    ) -> StateGraph:
+        """After ``source``, call ``path(state)``: it returns a node name, a list of names,
+        ``END`` or ``Send``s; ``path_map`` translates its return values into node names."""
+        if source == END:
+            raise GraphError("END cannot be the source of a conditional edge")
+        if not callable(path):
+            raise GraphError(f"conditional edge from {source!r}: router {path!r} is not callable")
+        mapping: dict[Hashable, str] | None
+        if path_map is None:
+            mapping = None
+        elif isinstance(path_map, dict):
+            mapping = dict(path_map)
+        else:
+            mapping = {name: name for name in path_map}
+        self._branches.append(
+            Branch(source, path, mapping, wants_config(path), is_async_callable(path))
+        )
+        return self
+
+    # -- compile ---------------------------------------------------------------------------
+
+    def _validate(self) -> None:
+        known = set(self._nodes)
+
+        def check(name: str, where: str, *, allow_start: bool = False) -> None:
+            if name == END or (allow_start and name == START) or name in known:
+                return
+            raise GraphError(
+                f"{where} names node {name!r}, which is not in the graph; add it with "
+                f"add_node({name!r}, ...) (known nodes: {sorted(known)})"
+            )
+
+        for a, b in self._edges:
+            check(a, f"edge {a!r} -> {b!r}", allow_start=True)
+            check(b, f"edge {a!r} -> {b!r}")
+        for sources, target in self._joins:
+            for s in sources:
+                check(s, f"join edge {list(sources)} -> {target!r}")
+            check(target, f"join edge {list(sources)} -> {target!r}")
+        for br in self._branches:
+            check(br.source, f"conditional edge from {br.source!r}", allow_start=True)
+            for target in (br.path_map or {}).values():
+                check(target, f"path_map of the conditional edge from {br.source!r}")
+        for name, dests in self._destinations.items():
+            for d in dests or ():
+                check(d, f"destinations of node {name!r}")
+        if not any(a == START for a, _ in self._edges) and not any(
+            br.source == START for br in self._branches
+        ):
+            raise GraphError(
+                "graph has no entry point: add an edge from START, e.g. "
+                "add_edge(START, 'first_node')"
+            )
+        self._check_reachable()
+
+    def _check_reachable(self) -> None:
+        succ: dict[str, set[str]] = {}
+        everywhere = set(self._nodes)
+        for a, b in self._edges:
+            succ.setdefault(a, set()).add(b)
+        for sources, target in self._joins:
+            for s in sources:
+                succ.setdefault(s, set()).add(target)
+        for br in self._branches:
+            targets = set(br.path_map.values()) if br.path_map is not None else everywhere
+            succ.setdefault(br.source, set()).update(targets)
+        for name, dests in self._destinations.items():
+            if dests is not None:
+                succ.setdefault(name, set()).update(dests)
+        seen = {START}
+        todo = [START]
+        while todo:
+            for nxt in succ.get(todo.pop(), ()):
+                if nxt not in seen:
+                    seen.add(nxt)
+                    todo.append(nxt)
+        unreachable = sorted(set(self._nodes) - seen)
+        if unreachable:
+            raise GraphError(
+                f"node {unreachable[0]!r} is unreachable from START"
+                + (f" (also {unreachable[1:]})" if len(unreachable) > 1 else "")
+                + "; add an edge to it, or declare it in destinations=... of the node that "
+                "routes to it with Command(goto=...)"
+            )
+
+    def spec(self) -> GraphSpec:
+        self._validate()
+        edges: dict[str, list[str]] = {}
+        for a, b in self._edges:
+            if b not in edges.setdefault(a, []):
+                edges[a].append(b)
+        branches: dict[str, list[Branch]] = {}
+        for br in self._branches:
+            branches.setdefault(br.source, []).append(br)
+        joins = tuple(
+            Join(f"join:{'+'.join(sorted(s))}->{t}", frozenset(s), t) for s, t in self._joins
+        )
+        by_source: dict[str, list[Join]] = {}
+        for j in joins:
+            for s in sorted(j.sources):
+                by_source.setdefault(s, []).append(j)
+        schema = self._schema
+        input_keys = (self._input_schema or schema).keys()
+        output_keys = tuple((self._output_schema or schema).channels)
+        return GraphSpec(
+            schema=schema,
+            input_keys=input_keys,
+            output_keys=output_keys,
+            nodes=dict(self._nodes),
+            edges={k: tuple(v) for k, v in edges.items()},
+            branches={k: tuple(v) for k, v in branches.items()},
+            joins=joins,
+            joins_by_source={k: tuple(v) for k, v in by_source.items()},
+        )
+
+    def compile(self, checkpointer: Saver | None = None, *, name: str = "graph") -> CompiledGraph:
+        """Check the graph and return a runnable bound to ``checkpointer`` (None: no memory
+        between invokes, and no interrupts)."""
+        from tether.graph._compiled import CompiledGraph
+        from tether.serde import default_registry
+
+        spec = self.spec()
+        default_registry.register_schema(spec.schema.cls)
+        return CompiledGraph(spec, checkpointer, name=name)

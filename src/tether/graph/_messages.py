@@ -1,0 +1,52 @@
+"""``add_messages``: the reducer for chat histories. Appends, and a message whose id is already
+present replaces the earlier one in place. Works on plain dicts and on langchain-core messages.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+
+def _message_id(msg: Any) -> Any:
+    if isinstance(msg, dict):
+        return msg.get("id")
+    return getattr(msg, "id", None)
+
+
+def _with_id(msg: Any) -> Any:
+    """Give a message without an id a fresh one, so that later edits can target it."""
+    if _message_id(msg) is not None:
+        return msg
+    new_id = uuid.uuid4().hex
+    if isinstance(msg, dict):
+        return {**msg, "id": new_id}
+    if hasattr(msg, "model_copy"):
+        return msg.model_copy(update={"id": new_id})
+    return msg
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    if isinstance(value, list | tuple):
+        return list(value)
+    return [value]
+
+
+def add_messages(left: Sequence[Any] | Any, right: Sequence[Any] | Any) -> list[Any]:
+    """Merge two message lists: append ``right`` to ``left``; a message in ``right`` with the
+    id of a message in ``left`` replaces it where it stands."""
+    merged = [_with_id(m) for m in _as_list(left)]
+    index = {_message_id(m): i for i, m in enumerate(merged)}
+    for msg in _as_list(right):
+        msg = _with_id(msg)
+        mid = _message_id(msg)
+        at = index.get(mid)
+        if at is None:
+            index[mid] = len(merged)
+            merged.append(msg)
+        else:
+            merged[at] = msg
+    return merged

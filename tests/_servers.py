@@ -1,0 +1,378 @@
+"""Real PostgreSQL and Redis servers for the tests: the machine's own when they answer, else
+private ones started from the installed binaries in a temp dir. Never mocks.
+
+``postgres_dsn`` (session): a fresh database ``tether_test_<hex>`` on the server at
+``$TETHER_TEST_POSTGRES_DSN`` or ``postgresql://postgres@127.0.0.1:5432/postgres``, dropped at
+the end; on a private server when that one does not answer.
+
+``redis_url`` (session): a Redis database number (1..15) that this run claims with a marker
+key (``SET NX``) while it is empty, and flushes at the end only if the marker is still this
+run's; concurrent runs on one machine thus never share or wipe each other's keys. The
+savers' per-test ``prefix=`` isolates tests within the run. On a private server when the
+machine's Redis (``$TETHER_TEST_REDIS_URL`` or ``redis://127.0.0.1:6379``) does not answer.
+
+``private_postgres`` / ``private_redis`` (per test, on one server per session): always a
+private server with ``.stop()`` / ``.start()`` (same port, data kept: Redis runs with
+``appendonly yes``, ``appendfsync always``) and ``.dsn`` / ``.url``; restarted after the test
+if it was left stopped.
+
+Missing binaries are installed with apt-get (``postgresql``, ``redis-server``) when running
+as root; otherwise the fixture fails saying what to install.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
+DEFAULT_REDIS = "redis://127.0.0.1:6379"
+REDIS_MARKER = "tether_test_run_owner"
+_apt_lock = threading.Lock()
+_apt_updated = False
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _is_root() -> bool:
+    return os.geteuid() == 0
+
+
+def _apt_install(package: str) -> bool:
+    """Install a Debian package when we are root; False when we cannot."""
+    global _apt_updated
+    if not _is_root() or shutil.which("apt-get") is None:
+        return False
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    with _apt_lock:
+        if not _apt_updated:
+            subprocess.run(["apt-get", "update", "-q"], env=env, check=False)
+            _apt_updated = True
+        done = subprocess.run(["apt-get", "install", "-y", "-q", package], env=env, check=False)
+    return done.returncode == 0
+
+
+def _pg_bin(name: str) -> str | None:
+    found = sorted(
+        glob.glob(f"/usr/lib/postgresql/*/bin/{name}"),
+        key=lambda p: int(p.split("/")[4]) if p.split("/")[4].isdigit() else 0,
+    )
+    return found[-1] if found else shutil.which(name)
+
+
+def pg_binaries() -> tuple[str, str]:
+    """Paths of initdb and pg_ctl, installing ``postgresql`` when root and missing."""
+    initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
+    if (initdb is None or pg_ctl is None) and _apt_install("postgresql"):
+        initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
+    if initdb is None or pg_ctl is None:
+        pytest.fail(
+            "PostgreSQL is needed for these tests: no server answers at 127.0.0.1:5432 and "
+            "initdb/pg_ctl are not installed. Install the Debian package `postgresql` "
+            "(sudo apt-get install postgresql), or set TETHER_TEST_POSTGRES_DSN to a server.",
+            pytrace=False,
+        )
+    return initdb, pg_ctl
+
+
+def redis_binary() -> str:
+    path = shutil.which("redis-server")
+    if path is None and _apt_install("redis-server"):
+        path = shutil.which("redis-server")
+    if path is None:
+        pytest.fail(
+            "Redis is needed for these tests: no server answers at 127.0.0.1:6379 and "
+            "redis-server is not installed. Install the Debian package `redis-server` "
+            "(sudo apt-get install redis-server), or set TETHER_TEST_REDIS_URL to a server.",
+            pytrace=False,
+        )
+    return path
+
+
+def _wait(check: object, what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():  # type: ignore[operator]
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"{what} did not come up within {timeout:.0f}s")
+
+
+class PrivatePostgres:
+    """A PostgreSQL cluster of our own in a temp dir, on a free localhost port. When we are
+    root it runs as the ``postgres`` user (Postgres refuses to run as root)."""
+
+    def __init__(self) -> None:
+        initdb, self._pg_ctl = pg_binaries()
+        self.port = free_port()
+        self.root = Path(tempfile.mkdtemp(prefix="tether-pg-"))
+        self.data = self.root / "data"
+        self.log = self.root / "server.log"
+        self._as: list[str] = []
+        if _is_root():
+            try:
+                pw = pwd.getpwnam("postgres")
+            except KeyError:
+                pytest.fail(
+                    "running as root, and there is no `postgres` user to run a private "
+                    "PostgreSQL server as: install the Debian package `postgresql`",
+                    pytrace=False,
+                )
+            os.chown(self.root, pw.pw_uid, pw.pw_gid)
+            self._as = ["runuser", "-u", "postgres", "--"]
+        self._run(
+            [
+                initdb,
+                "-D",
+                str(self.data),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ]
+        )
+        self.running = False
+        self.start()
+
+    @property
+    def dsn(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, cmd: list[str]) -> None:
+        done = subprocess.run([*self._as, *cmd], capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            log = self.log.read_text() if self.log.exists() else ""
+            raise RuntimeError(
+                f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stdout}{done.stderr}{log}"
+            )
+
+    def start(self) -> None:
+        if self.running:
+            return
+        options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root}"
+        self._run(
+            [
+                self._pg_ctl,
+                "-D",
+                str(self.data),
+                "-l",
+                str(self.log),
+                "-o",
+                options,
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ]
+        )
+        self.running = True
+
+    def stop(self, mode: str = "fast") -> None:
+        """Stop the server: ``fast`` (clean) or ``immediate`` (like a crash)."""
+        if not self.running:
+            return
+        self._run([self._pg_ctl, "-D", str(self.data), "-m", mode, "-w", "stop"])
+        self.running = False
+
+    def close(self) -> None:
+        try:
+            self.stop("immediate")
+        finally:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+
+class PrivateRedis:
+    """A redis-server of our own on a free localhost port, persisting to an AOF in a temp dir
+    (fsync on every write) so that a stop and start keeps the data."""
+
+    def __init__(self) -> None:
+        self._binary = redis_binary()
+        self.port = free_port()
+        self.root = Path(tempfile.mkdtemp(prefix="tether-redis-"))
+        self._proc: subprocess.Popen[bytes] | None = None
+        self.start()
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None
+
+    def start(self) -> None:
+        if self._proc is not None:
+            return
+        cmd = [
+            self._binary,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.root),
+            "--save",
+            "",
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "always",
+            "--daemonize",
+            "no",
+            "--logfile",
+            str(self.root / "server.log"),
+        ]
+        self._proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _wait(lambda: _redis_answers(self.url), f"redis-server on port {self.port}")
+
+    def stop(self) -> None:
+        if self._proc is None:
+            return
+        self._proc.terminate()
+        self._proc.wait(30)
+        self._proc = None
+
+    def close(self) -> None:
+        try:
+            self.stop()
+        finally:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _pg_answers(dsn: str) -> bool:
+    import psycopg
+
+    try:
+        with psycopg.connect(dsn, connect_timeout=3):
+            return True
+    except psycopg.Error:
+        return False
+
+
+def _redis_answers(url: str) -> bool:
+    import redis
+
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except (redis.RedisError, OSError):
+        return False
+
+
+def _with_db(url: str, db: int) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{db}", parts.query, parts.fragment))
+
+
+@pytest.fixture(scope="session")
+def _private_postgres_server() -> Iterator[PrivatePostgres]:
+    server = PrivatePostgres()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def _private_redis_server() -> Iterator[PrivateRedis]:
+    server = PrivateRedis()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def private_postgres(_private_postgres_server: PrivatePostgres) -> Iterator[PrivatePostgres]:
+    """A private PostgreSQL server that the test may stop and start."""
+    _private_postgres_server.start()
+    yield _private_postgres_server
+    _private_postgres_server.start()
+
+
+@pytest.fixture
+def private_redis(_private_redis_server: PrivateRedis) -> Iterator[PrivateRedis]:
+    """A private Redis server that the test may stop and start."""
+    _private_redis_server.start()
+    yield _private_redis_server
+    _private_redis_server.start()
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn(request: pytest.FixtureRequest) -> Iterator[str]:
+    """DSN of a database made for this test run (dropped at the end)."""
+    import psycopg
+    from psycopg.conninfo import make_conninfo
+
+    admin = os.environ.get("TETHER_TEST_POSTGRES_DSN") or DEFAULT_PG
+    if not _pg_answers(admin):
+        admin = request.getfixturevalue("_private_postgres_server").dsn
+    name = f"tether_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield make_conninfo(admin, dbname=name)
+    try:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    except psycopg.Error:
+        pass  # the server went away; a private one is removed with its directory
+
+
+def _claim_redis_db(base: str, run_id: str) -> str | None:
+    """The URL of the first empty database 1..15 we could mark as this run's, or None."""
+    import redis
+
+    for db in range(1, 16):
+        url = _with_db(base, db)
+        client = redis.Redis.from_url(url, socket_connect_timeout=2)
+        try:
+            if not client.set(REDIS_MARKER, run_id, nx=True, ex=6 * 3600):
+                continue
+            if client.dbsize() == 1:
+                return url
+            client.delete(REDIS_MARKER)  # leftovers of a crashed run: not ours to wipe
+        except redis.ResponseError:
+            return None  # the server has fewer databases
+        finally:
+            client.close()
+    return None
+
+
+@pytest.fixture(scope="session")
+def redis_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """URL of a Redis database number this run has to itself (flushed at the end)."""
+    import redis
+
+    base = os.environ.get("TETHER_TEST_REDIS_URL") or DEFAULT_REDIS
+    run_id = uuid.uuid4().hex
+    url = _claim_redis_db(base, run_id) if _redis_answers(_with_db(base, 0)) else None
+    if url is None:
+        yield request.getfixturevalue("_private_redis_server").url
+        return
+    yield url
+    client = redis.Redis.from_url(url, socket_connect_timeout=2)
+    try:
+        if client.get(REDIS_MARKER) == run_id.encode():
+            client.flushdb()
+    except redis.RedisError:
+        pass
+    finally:
+        client.close()

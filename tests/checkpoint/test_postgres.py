@@ -1,0 +1,309 @@
+"""PostgresSaver on real PostgreSQL servers: bad DSNs, a server that goes away and comes back,
+schema versions and concurrent migrations, races between processes, PgBouncer mode, one round
+trip per commit and no lock shared between threads."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from tests._servers import PrivatePostgres, free_port
+from tether.checkpoint import CheckpointRow, Head, PostgresSaver, ValueRow, WriteRow
+from tether.errors import CheckpointError, ThreadBusyError
+
+T = "thread-1"
+
+
+def cp(version: int, thread_id: str = T) -> CheckpointRow:
+    parent = f"cp-{version - 1}" if version > 1 else None
+    return CheckpointRow(thread_id, f"cp-{version}", parent, version, version, 1.0, b"body")
+
+
+def advance(saver: PostgresSaver, version: int, thread_id: str = T, **kw: object) -> None:
+    saver.commit(
+        thread_id,
+        expected_version=version - 1 if version > 1 else None,
+        checkpoint=cp(version, thread_id),
+        values=[ValueRow("x", version, None, version, b"v%d" % version)],
+        writes=[WriteRow("task", "output", "", b"w%d" % version)],
+        owner=None,
+        lease_seconds=30.0,
+        durable=bool(kw.get("durable", True)),
+    )
+
+
+def schema_name() -> str:
+    return f"t_{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def saver(postgres_dsn: str) -> Iterator[PostgresSaver]:
+    with PostgresSaver(postgres_dsn, schema=schema_name()) as s:
+        yield s
+
+
+def run_child(code: str, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(code), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+# -- bad input ------------------------------------------------------------------------------
+
+
+def test_nothing_listening_is_a_checkpoint_error() -> None:
+    started = time.monotonic()
+    with pytest.raises(CheckpointError, match="cannot open database"):
+        PostgresSaver(f"postgresql://postgres@127.0.0.1:{free_port()}/x", timeout=3)
+    assert time.monotonic() - started < 5
+
+
+def test_malformed_dsn_and_unknown_database(postgres_dsn: str) -> None:
+    with pytest.raises(CheckpointError):
+        PostgresSaver("this is = not a dsn")
+    missing = psycopg.conninfo.make_conninfo(postgres_dsn, dbname="no_such_db_tether")
+    with pytest.raises(CheckpointError, match="no_such_db_tether"):
+        PostgresSaver(missing)
+
+
+def test_password_is_not_in_the_message() -> None:
+    dsn = f"postgresql://postgres:s3cret-pw@127.0.0.1:{free_port()}/x"
+    with pytest.raises(CheckpointError) as info:
+        PostgresSaver(dsn, timeout=2)
+    assert "s3cret-pw" not in str(info.value)
+
+
+def test_bad_schema_name_is_refused(postgres_dsn: str) -> None:
+    with pytest.raises(CheckpointError, match="schema name"):
+        PostgresSaver(postgres_dsn, schema='x"; DROP TABLE y; --')
+
+
+def test_closed_saver_raises_and_close_is_idempotent(postgres_dsn: str) -> None:
+    s = PostgresSaver(postgres_dsn, schema=schema_name())
+    s.close()
+    s.close()
+    with pytest.raises(CheckpointError, match="closed"):
+        s.get_head(T)
+
+
+# -- the server goes away ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["fast", "immediate"])
+def test_server_stopped_mid_run_then_back(private_postgres: PrivatePostgres, mode: str) -> None:
+    with PostgresSaver(private_postgres.dsn, schema=schema_name(), timeout=5) as s:
+        advance(s, 1)
+        advance(s, 2)
+        private_postgres.stop(mode)
+        for _ in range(2):  # a dead pooled connection, then no server at all
+            started = time.monotonic()
+            with pytest.raises(CheckpointError, match=T):
+                advance(s, 3)
+            assert time.monotonic() - started < 5
+        with pytest.raises(CheckpointError):
+            s.get_head(T)
+        private_postgres.start()
+        assert s.get_head(T) == Head("cp-2", 2)
+        assert s.get_values(T, {"x": 2})["x"] == [ValueRow("x", 2, None, 2, b"v2")]
+        assert s.get_writes(T, ["task"]) == [WriteRow("task", "output", "", b"w2")]
+        advance(s, 3)
+        assert s.get_head(T) == Head("cp-3", 3)
+        assert [c.version for c in s.list_checkpoints(T)] == [3, 2, 1]
+
+
+def test_user_pool_recovers_after_restart(private_postgres: PrivatePostgres) -> None:
+    from psycopg_pool import ConnectionPool
+
+    with ConnectionPool(private_postgres.dsn, min_size=1, max_size=2, open=True, timeout=5) as p:
+        s = PostgresSaver(pool=p, schema=schema_name())
+        advance(s, 1)
+        private_postgres.stop()
+        with pytest.raises(CheckpointError):
+            advance(s, 2)
+        private_postgres.start()
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                assert s.get_head(T) == Head("cp-1", 1)
+                break
+            except CheckpointError:
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+        advance(s, 2)
+        s.close()
+        assert not p.closed  # a pool passed in belongs to the caller
+
+
+# -- schema ---------------------------------------------------------------------------------
+
+
+def test_schema_from_a_newer_version_is_refused(postgres_dsn: str) -> None:
+    schema = schema_name()
+    with PostgresSaver(postgres_dsn, schema=schema) as s:
+        advance(s, 1)
+    with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+        conn.execute(f'INSERT INTO "{schema}".tether_schema_version (version) VALUES (99)')
+    with pytest.raises(CheckpointError, match="version 99"):
+        PostgresSaver(postgres_dsn, schema=schema)
+    with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+        conn.execute(f'DELETE FROM "{schema}".tether_schema_version WHERE version = 99')
+    with PostgresSaver(postgres_dsn, schema=schema) as s:
+        assert s.get_head(T) == Head("cp-1", 1)
+
+
+def test_concurrent_migrations_threads_and_processes(postgres_dsn: str) -> None:
+    schema = schema_name()
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(4)
+
+    def open_one() -> None:
+        try:
+            barrier.wait()
+            PostgresSaver(postgres_dsn, schema=schema).close()
+        except BaseException as exc:
+            errors.append(exc)
+
+    code = """
+        import sys
+        from tether.checkpoint import PostgresSaver
+        PostgresSaver(sys.argv[1], schema=sys.argv[2]).close()
+    """
+    other = schema_name()
+    children = [run_child(code, postgres_dsn, other) for _ in range(4)]
+    threads = [threading.Thread(target=open_one) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    for child in children:
+        out, err = child.communicate(timeout=120)
+        assert child.returncode == 0, err
+    with psycopg.connect(postgres_dsn) as conn:
+        for name in (schema, other):
+            rows = conn.execute(f'SELECT version FROM "{name}".tether_schema_version').fetchall()
+            assert rows == [(1,)]
+
+
+# -- races and parallelism ------------------------------------------------------------------
+
+
+def test_two_processes_same_expected_version_exactly_one_wins(
+    postgres_dsn: str, tmp_path: Path
+) -> None:
+    schema = schema_name()
+    with PostgresSaver(postgres_dsn, schema=schema) as s:
+        advance(s, 1)
+    go = tmp_path / "go"
+    code = """
+        import os, sys, time
+        from tether.checkpoint import CheckpointRow, PostgresSaver
+        from tether.errors import ThreadBusyError
+        saver = PostgresSaver(sys.argv[1], schema=sys.argv[2])
+        row = CheckpointRow("thread-1", "cp-" + sys.argv[4], "cp-1", 2, 2, 1.0, b"x")
+        while not os.path.exists(sys.argv[3]):
+            time.sleep(0.001)
+        try:
+            saver.commit("thread-1", expected_version=1, checkpoint=row, values=[], writes=[],
+                         owner=None, lease_seconds=30, durable=True)
+            print("won")
+        except ThreadBusyError:
+            print("busy")
+    """
+    children = [run_child(code, postgres_dsn, schema, str(go), name) for name in ("a", "b")]
+    time.sleep(1.0)
+    go.touch()
+    results = sorted(c.communicate(timeout=120)[0].strip() for c in children)
+    assert results == ["busy", "won"]
+    with PostgresSaver(postgres_dsn, schema=schema) as s:
+        head = s.get_head(T)
+        assert head is not None and head.version == 2
+        assert len(list(s.list_checkpoints(T))) == 2
+
+
+def test_threads_on_different_threads_run_in_parallel(postgres_dsn: str) -> None:
+    """One thread's commit is stuck behind a row lock; the others still commit."""
+    with PostgresSaver(postgres_dsn, schema=schema_name(), max_size=8) as s:
+        for i in range(8):
+            advance(s, 1, thread_id=f"t{i}")
+        blocker = psycopg.connect(postgres_dsn)
+        blocker.execute(
+            f"SELECT 1 FROM {s._s}.heads WHERE thread_id = 't0' FOR UPDATE"  # noqa: SLF001
+        )
+        stuck = threading.Thread(target=advance, args=(s, 2), kwargs={"thread_id": "t0"})
+        stuck.start()
+        errors: list[BaseException] = []
+
+        def work(i: int) -> None:
+            try:
+                for v in range(2, 12):
+                    advance(s, v, thread_id=f"t{i}", durable=v % 2 == 0)
+            except BaseException as exc:
+                errors.append(exc)
+
+        workers = [threading.Thread(target=work, args=(i,)) for i in range(1, 8)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join(60)
+        assert errors == []
+        assert stuck.is_alive()  # still waiting for the row lock, and nobody else was
+        blocker.rollback()
+        blocker.close()
+        stuck.join(30)
+        assert s.get_head("t0") == Head("cp-2", 2)
+        assert all(s.get_head(f"t{i}") == Head("cp-11", 11) for i in range(1, 8))
+
+
+# -- PgBouncer mode and round trips -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("prepare", [True, False])
+def test_prepared_statements_switch(postgres_dsn: str, prepare: bool) -> None:
+    with PostgresSaver(
+        postgres_dsn, schema=schema_name(), prepare=prepare, min_size=1, max_size=1
+    ) as s:
+        for v in range(1, 12):
+            advance(s, v)
+            s.get_head(T)
+        assert s.get_values(T, {"x": 11})["x"][0].payload == b"v11"
+        with s._pool.connection() as conn:  # noqa: SLF001
+            row = conn.execute("SELECT count(*) FROM pg_prepared_statements").fetchone()
+        assert row is not None
+        assert (row[0] > 0) is prepare
+
+
+def test_commit_is_one_round_trip(postgres_dsn: str, tmp_path: Path) -> None:
+    """libpq's protocol trace shows one Sync (one round trip) and no other query per commit,
+    before and after the statement is prepared, durable or not."""
+    with PostgresSaver(postgres_dsn, schema=schema_name(), min_size=1, max_size=1) as s:
+        advance(s, 1)
+        for v in range(2, 14):
+            trace = tmp_path / f"trace-{v}.txt"
+            with open(trace, "w") as f:
+                with s._pool.connection() as conn:  # noqa: SLF001
+                    conn.pgconn.trace(f.fileno())
+                    conn.pgconn.set_trace_flags(psycopg.pq.Trace.SUPPRESS_TIMESTAMPS)
+                advance(s, v, durable=v % 2 == 0)
+                with s._pool.connection() as conn:  # noqa: SLF001
+                    conn.pgconn.untrace()
+            sent = [
+                line.split("\t")[2]
+                for line in trace.read_text().splitlines()
+                if line.startswith("F\t")
+            ]
+            assert sent.count("Sync") == 1, sent
+            assert "Query" not in sent, sent
+        assert s.get_head(T) == Head("cp-13", 13)
