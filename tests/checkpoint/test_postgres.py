@@ -4,6 +4,7 @@ trip per commit and no lock shared between threads."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -15,12 +16,14 @@ from pathlib import Path
 
 import psycopg
 import pytest
-
 from tests._servers import PrivatePostgres, free_port
+
+import tether
 from tether.checkpoint import CheckpointRow, Head, PostgresSaver, ValueRow, WriteRow
-from tether.errors import CheckpointError, ThreadBusyError
+from tether.errors import CheckpointError
 
 T = "thread-1"
+SRC = str(Path(tether.__file__).resolve().parents[1])
 
 
 def cp(version: int, thread_id: str = T) -> CheckpointRow:
@@ -52,8 +55,11 @@ def saver(postgres_dsn: str) -> Iterator[PostgresSaver]:
 
 
 def run_child(code: str, *args: str) -> subprocess.Popen[str]:
+    """A Python child process that imports this checkout's tether."""
+    path = os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")]))
     return subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(code), *args],
+        env={**os.environ, "PYTHONPATH": path},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -189,7 +195,7 @@ def test_concurrent_migrations_threads_and_processes(postgres_dsn: str) -> None:
         t.join()
     assert errors == []
     for child in children:
-        out, err = child.communicate(timeout=120)
+        _out, err = child.communicate(timeout=120)
         assert child.returncode == 0, err
     with psycopg.connect(postgres_dsn) as conn:
         for name in (schema, other):
@@ -239,9 +245,7 @@ def test_threads_on_different_threads_run_in_parallel(postgres_dsn: str) -> None
         for i in range(8):
             advance(s, 1, thread_id=f"t{i}")
         blocker = psycopg.connect(postgres_dsn)
-        blocker.execute(
-            f"SELECT 1 FROM {s._s}.heads WHERE thread_id = 't0' FOR UPDATE"  # noqa: SLF001
-        )
+        blocker.execute(f"SELECT 1 FROM {s._s}.heads WHERE thread_id = 't0' FOR UPDATE")
         stuck = threading.Thread(target=advance, args=(s, 2), kwargs={"thread_id": "t0"})
         stuck.start()
         errors: list[BaseException] = []
@@ -279,7 +283,7 @@ def test_prepared_statements_switch(postgres_dsn: str, prepare: bool) -> None:
             advance(s, v)
             s.get_head(T)
         assert s.get_values(T, {"x": 11})["x"][0].payload == b"v11"
-        with s._pool.connection() as conn:  # noqa: SLF001
+        with s._pool.connection() as conn:
             row = conn.execute("SELECT count(*) FROM pg_prepared_statements").fetchone()
         assert row is not None
         assert (row[0] > 0) is prepare
@@ -287,23 +291,66 @@ def test_prepared_statements_switch(postgres_dsn: str, prepare: bool) -> None:
 
 def test_commit_is_one_round_trip(postgres_dsn: str, tmp_path: Path) -> None:
     """libpq's protocol trace shows one Sync (one round trip) and no other query per commit,
-    before and after the statement is prepared, durable or not."""
+    durable or not. Only the commit at which psycopg prepares a statement (once per connection
+    and statement) adds one Parse round trip."""
+    syncs = []
     with PostgresSaver(postgres_dsn, schema=schema_name(), min_size=1, max_size=1) as s:
         advance(s, 1)
-        for v in range(2, 14):
+        for v in range(2, 20):
             trace = tmp_path / f"trace-{v}.txt"
             with open(trace, "w") as f:
-                with s._pool.connection() as conn:  # noqa: SLF001
+                with s._pool.connection() as conn:
                     conn.pgconn.trace(f.fileno())
                     conn.pgconn.set_trace_flags(psycopg.pq.Trace.SUPPRESS_TIMESTAMPS)
                 advance(s, v, durable=v % 2 == 0)
-                with s._pool.connection() as conn:  # noqa: SLF001
+                with s._pool.connection() as conn:
                     conn.pgconn.untrace()
             sent = [
                 line.split("\t")[2]
                 for line in trace.read_text().splitlines()
                 if line.startswith("F\t")
             ]
-            assert sent.count("Sync") == 1, sent
             assert "Query" not in sent, sent
-        assert s.get_head(T) == Head("cp-13", 13)
+            syncs.append(sent.count("Sync"))
+        assert s.get_head(T) == Head("cp-19", 19)
+    assert syncs.count(2) == 2  # preparing the durable and the non-durable statement
+    assert syncs.count(1) == len(syncs) - 2
+    assert syncs[-4:] == [1, 1, 1, 1]
+
+
+@pytest.mark.parametrize(
+    ("name", "driver", "extra"),
+    [("PostgresSaver", "psycopg", "postgres"), ("RedisSaver", "redis", "redis")],
+)
+def test_missing_driver_says_what_to_install(name: str, driver: str, extra: str) -> None:
+    code = f"""
+        import sys
+        sys.modules[{driver!r}] = None
+        import tether.checkpoint as c
+        try:
+            getattr(c, {name!r})
+        except ImportError as exc:
+            print(exc)
+    """
+    child = run_child(code)
+    out, err = child.communicate(timeout=60)
+    assert f"pip install 'tether[{extra}]'" in out, err
+
+
+def test_durable_false_commits_without_waiting_for_the_wal_flush(postgres_dsn: str) -> None:
+    """Right after a non-durable commit the WAL is not yet flushed; after a durable one it is."""
+    with (
+        PostgresSaver(postgres_dsn, schema=schema_name()) as s,
+        psycopg.connect(postgres_dsn, autocommit=True) as monitor,
+    ):
+        unflushed = {True: 0, False: 0}
+        for v in range(1, 41):
+            durable = v % 2 == 1
+            advance(s, v, durable=durable)
+            row = monitor.execute(
+                "SELECT pg_current_wal_insert_lsn() <> pg_current_wal_flush_lsn()"
+            ).fetchone()
+            assert row is not None
+            unflushed[durable] += bool(row[0])
+    assert unflushed[True] == 0
+    assert unflushed[False] > 10

@@ -22,6 +22,7 @@ from tether.checkpoint._base import (
     WriteRow,
 )
 from tether.checkpoint._chains import walk_chain
+from tether.checkpoint._ops import ThreadOps
 from tether.errors import CheckpointError, ThreadBusyError
 from tether.serde import Serializer, default_serializer
 
@@ -57,7 +58,7 @@ def busy_message(thread_id: str, lease: Lease | None) -> str:
     )
 
 
-class InMemorySaver:
+class InMemorySaver(ThreadOps):
     """A Saver that lives in this process only. Good for tests and notebooks."""
 
     blocking = False

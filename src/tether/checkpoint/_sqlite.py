@@ -25,6 +25,7 @@ from tether.checkpoint._base import (
 )
 from tether.checkpoint._chains import chain_from_rows
 from tether.checkpoint._memory import busy_message, lease_blocks
+from tether.checkpoint._ops import ThreadOps
 from tether.checkpoint._sqlite_rows import (
     CHECKPOINT_COLS,
     HEAD_SQL,
@@ -49,7 +50,7 @@ def _chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
         yield items[i : i + _CHUNK]
 
 
-class SqliteSaver:
+class SqliteSaver(ThreadOps):
     """A Saver on a SQLite file. ``with SqliteSaver("agent.db") as saver: ...``
 
     One connection per saver, guarded by a lock: threads of a process take turns (no

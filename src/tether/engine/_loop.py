@@ -158,7 +158,6 @@ class Run:
             owner=self.owner,
             durable=self.durable,
             writes=writes,
-            run_id=self.run_id,
         )
 
     def _flush(self, state: ThreadState) -> None:

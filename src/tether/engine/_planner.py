@@ -8,12 +8,12 @@ which thread finished first.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import operator
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from tether.checkpoint._body import derive_task_id
 from tether.engine._spec import Branch, Channel, GraphSpec
 from tether.errors import InvalidUpdateError
 from tether.types import END, START, Command, Send
@@ -59,10 +59,8 @@ class TaskOutput:
 
 
 def task_id(thread_id: str, checkpoint_id: str, trigger: Trigger) -> str:
-    """Deterministic from the task's position: thread, the checkpoint that planned it, node,
-    kind and Send index. Never from timing."""
-    raw = f"{thread_id}|{checkpoint_id}|{trigger.node}|{int(trigger.is_send)}|{trigger.index}"
-    return hashlib.blake2b(raw.encode(), digest_size=12).hexdigest()
+    """Deterministic from the task's position (see ``derive_task_id``)."""
+    return derive_task_id(thread_id, checkpoint_id, trigger.node, trigger.is_send, trigger.index)
 
 
 def assign_ids(

@@ -14,16 +14,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tether.checkpoint._base import CheckpointRow, Head, Owner, Saver, ValueRow, WriteRow
+from tether.checkpoint._body import Body, TaskRecord, decode_body, encode_body, is_inline
 from tether.engine._planner import MISSING, PlannedTask, fold_many
 from tether.engine._spec import GraphSpec
 from tether.errors import CheckpointError, SerializationError
 
-SNAPSHOT_RATIO = 2
+SNAPSHOT_RATIO = 8
 """A reducer channel snapshots when its deltas since the last snapshot exceed this many times
-the snapshot's size: snapshots grow geometrically, so all of them add up to at most 1.5x
-the final value, and a read folds deltas no bigger than twice the snapshot."""
+the snapshot's size: snapshots grow geometrically (x5), so all of them add up to at most
+1.25x the final value, and a read costs one snapshot plus deltas: O(size of the value)."""
 
-MAX_CHAIN = 256
+MAX_CHAIN = 1024
 """A reducer channel also snapshots after this many deltas, bounding the folds per read."""
 
 LEASE_SECONDS = 300.0
@@ -105,26 +106,18 @@ class ThreadState:
     def apply_row(self, row: CheckpointRow) -> None:
         assert self.saver is not None
         serde = self.saver.serde
-        try:
-            body: Any = serde.loads(row.body)
-            versions: dict[str, int] = body["v"]
-            tasks = [PlannedTask(t[0], t[1], t[2], t[3], t[4]) for t in body["t"]]
-            joins = {k: frozenset(v) for k, v in body["j"].items()}
-            metadata: dict[str, Any] = body["m"]
-        except (SerializationError, KeyError, TypeError, IndexError, ValueError) as exc:
-            raise CheckpointError(
-                f"thread {self.thread_id!r}: checkpoint {row.checkpoint_id!r} cannot be read "
-                f"({exc}); the store is corrupted or was written by an incompatible version"
-            ) from exc
+        body = decode_body(serde, self.thread_id, row.checkpoint_id, row.body)
+        versions = body.versions
         self.checkpoint_id = self.committed_id = row.checkpoint_id
         self.parent_id = row.parent_id
         self.version = row.version
         self.step = row.step
         self.created_at = row.created_at
         self.versions = dict(versions)
-        self.tasks = tasks
-        self.joins = joins
-        self.metadata = metadata
+        self.tasks = [PlannedTask(t.id, t.node, t.index, t.is_send, t.arg) for t in body.tasks]
+        self.joins = {k: frozenset(v) for k, v in body.joins.items()}
+        self.metadata = {**body.metadata, "step": row.step}
+        self.values.update(body.inline)
         chains = self.saver.get_values(self.thread_id, versions)
         channels = self.spec.channels
         for name, chain in chains.items():
@@ -179,11 +172,14 @@ class ThreadState:
         channels = self.spec.channels
         for key in sorted(self.dirty):
             channel = channels[key]
+            if channel.reducer is None and is_inline(self.values[key]):
+                self.versions.pop(key, None)
+                continue
             stat = self.chains.get(key)
             if channel.reducer is not None and stat is not None and key in self.pending:
                 delta = self._encode(key, self.pending[key])
                 grown = stat.delta_bytes + len(delta)
-                if grown <= SNAPSHOT_RATIO * max(stat.snapshot_bytes, 64) and (
+                if grown <= SNAPSHOT_RATIO * max(stat.snapshot_bytes, 256) and (
                     stat.deltas < MAX_CHAIN
                 ):
                     rows.append(ValueRow(key, version, stat.last, stat.base, delta))
@@ -197,20 +193,20 @@ class ThreadState:
                 self.chains[key] = ChainStat(version, version, len(payload), 0, 0)
         return rows
 
-    def encode_body(self, source: str, run_id: str | None) -> bytes:
+    def encode_body(self, source: str) -> bytes:
         assert self.saver is not None
         self.metadata = {"source": source, "step": self.step}
-        if run_id is not None:
-            self.metadata["run_id"] = run_id
-        tasks = [[t.id, t.node, t.index, t.is_send, t.arg] for t in self.tasks]
-        body = {
-            "v": self.versions,
-            "t": tasks,
-            "j": {k: sorted(v) for k, v in self.joins.items()},
-            "m": self.metadata,
+        inline = {
+            k: v
+            for k, v in self.values.items()
+            if k not in self.versions and k in self.spec.channels
         }
+        tasks = [TaskRecord(t.id, t.node, t.index, t.is_send, t.arg) for t in self.tasks]
+        joins = {k: sorted(v) for k, v in self.joins.items()}
+        body = Body(self.versions, inline, tasks, joins, {"source": source})
+        assert self.checkpoint_id is not None
         try:
-            return self.saver.serde.dumps(body)
+            return encode_body(self.saver.serde, self.thread_id, self.checkpoint_id, body)
         except SerializationError as exc:
             raise SerializationError(
                 f"thread {self.thread_id!r}: the argument of a Send cannot be stored: {exc}"
@@ -223,7 +219,6 @@ class ThreadState:
         owner: Owner | None,
         durable: bool,
         writes: list[WriteRow] | None = None,
-        run_id: str | None = None,
     ) -> None:
         """Store the checkpoint ``checkpoint_id`` with the changed values, moving the head."""
         saver = self.saver
@@ -239,7 +234,7 @@ class ThreadState:
         values = self._value_rows(version)
         for vrow in values:
             self.versions[vrow.channel] = version
-        body = self.encode_body(source, run_id)
+        body = self.encode_body(source)
         now = time.time()
         row = CheckpointRow(
             self.thread_id,

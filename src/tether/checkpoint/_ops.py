@@ -1,0 +1,200 @@
+"""Thread maintenance shared by every saver: prune, export and import.
+
+Built on the protocol's primitives only, so a backend gets them by inheriting ``ThreadOps``.
+Pruning keeps every value row that a kept checkpoint's delta chains reach back to.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterable
+from typing import IO
+
+from tether.checkpoint._base import (
+    CheckpointRow,
+    Head,
+    Saver,
+    ThreadDump,
+    ValueRow,
+    WriteRow,
+)
+from tether.checkpoint._body import decode_body
+from tether.errors import CheckpointError
+
+EXPORT_FORMAT = "tether-thread"
+EXPORT_VERSION = 1
+
+
+def prune_thread(saver: Saver, thread_id: str, keep_last: int) -> int:
+    """Delete all but the newest ``keep_last`` checkpoints; returns how many were deleted."""
+    if keep_last < 1:
+        raise CheckpointError(f"prune needs keep_last >= 1, got {keep_last}")
+    dump = saver.dump_thread(thread_id)
+    if dump.head is None:
+        raise CheckpointError(f"thread {thread_id!r} does not exist; nothing to prune")
+    ordered = sorted(dump.checkpoints, key=lambda r: -r.version)
+    keep, drop = ordered[:keep_last], ordered[keep_last:]
+    if not drop:
+        return 0
+    if all(r.checkpoint_id != dump.head.checkpoint_id for r in keep):
+        keep.append(next(r for r in drop if r.checkpoint_id == dump.head.checkpoint_id))
+        drop = [r for r in drop if r.checkpoint_id != dump.head.checkpoint_id]
+    by_key = {(v.channel, v.version): v for v in dump.values}
+    needed: set[tuple[str, int]] = set()
+    kept_tasks: set[str] = set()
+    for row in keep:
+        body = decode_body(saver.serde, thread_id, row.checkpoint_id, row.body)
+        kept_tasks.update(t.id for t in body.tasks)
+        for channel, version in body.versions.items():
+            current: int | None = version
+            while current is not None and (channel, current) not in needed:
+                needed.add((channel, current))
+                value = by_key.get((channel, current))
+                current = value.prev if value is not None else None
+    dropped_tasks: set[str] = set()
+    for row in drop:
+        body = decode_body(saver.serde, thread_id, row.checkpoint_id, row.body)
+        dropped_tasks.update(t.id for t in body.tasks)
+    saver.delete_checkpoints(
+        thread_id,
+        [r.checkpoint_id for r in drop],
+        [k for k in by_key if k not in needed],
+        sorted(dropped_tasks - kept_tasks),
+    )
+    return len(drop)
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.b64decode(text.encode("ascii"), validate=True)
+
+
+def export_lines(dump: ThreadDump) -> Iterable[str]:
+    head = None if dump.head is None else [dump.head.checkpoint_id, dump.head.version]
+    yield json.dumps(
+        {
+            "format": EXPORT_FORMAT,
+            "version": EXPORT_VERSION,
+            "thread_id": dump.thread_id,
+            "head": head,
+        }
+    )
+    for c in dump.checkpoints:
+        yield json.dumps(
+            {
+                "type": "checkpoint",
+                "id": c.checkpoint_id,
+                "parent": c.parent_id,
+                "version": c.version,
+                "step": c.step,
+                "created_at": c.created_at,
+                "body": _b64(c.body),
+            }
+        )
+    for v in dump.values:
+        yield json.dumps(
+            {
+                "type": "value",
+                "channel": v.channel,
+                "version": v.version,
+                "prev": v.prev,
+                "base": v.base,
+                "payload": _b64(v.payload),
+            }
+        )
+    for w in dump.writes:
+        yield json.dumps(
+            {
+                "type": "write",
+                "task": w.task_id,
+                "kind": w.kind,
+                "key": w.key,
+                "payload": _b64(w.payload),
+            }
+        )
+
+
+def parse_lines(lines: Iterable[str], thread_id: str | None = None) -> ThreadDump:
+    """Read an export back; ``thread_id`` imports it under another id."""
+    it = iter(lines)
+    try:
+        header = json.loads(next(it))
+        if header.get("format") != EXPORT_FORMAT:
+            raise CheckpointError("not a tether thread export (bad header line)")
+        if header.get("version") != EXPORT_VERSION:
+            raise CheckpointError(
+                f"thread export version {header.get('version')} is not supported "
+                f"(this tether reads version {EXPORT_VERSION})"
+            )
+        tid = thread_id or str(header["thread_id"])
+        head = Head(header["head"][0], int(header["head"][1])) if header["head"] else None
+        checkpoints: list[CheckpointRow] = []
+        values: list[ValueRow] = []
+        writes: list[WriteRow] = []
+        for n, line in enumerate(it, start=2):
+            if not line.strip():
+                continue
+            rec = json.loads(line)
+            kind = rec.get("type")
+            if kind == "checkpoint":
+                checkpoints.append(
+                    CheckpointRow(
+                        tid,
+                        rec["id"],
+                        rec["parent"],
+                        int(rec["version"]),
+                        int(rec["step"]),
+                        float(rec["created_at"]),
+                        _unb64(rec["body"]),
+                    )
+                )
+            elif kind == "value":
+                values.append(
+                    ValueRow(
+                        rec["channel"],
+                        int(rec["version"]),
+                        rec["prev"],
+                        int(rec["base"]),
+                        _unb64(rec["payload"]),
+                    )
+                )
+            elif kind == "write":
+                writes.append(
+                    WriteRow(rec["task"], rec["kind"], rec["key"], _unb64(rec["payload"]))
+                )
+            else:
+                raise CheckpointError(f"thread export line {n}: unknown record type {kind!r}")
+    except StopIteration:
+        raise CheckpointError("thread export is empty") from None
+    except (ValueError, KeyError, TypeError, IndexError) as exc:
+        raise CheckpointError(f"thread export is malformed: {exc}") from exc
+    return ThreadDump(tid, head, checkpoints, values, writes)
+
+
+class ThreadOps:
+    """prune / export / import for any class that implements the Saver protocol."""
+
+    def prune(self, thread_id: str, *, keep_last: int) -> int:
+        """Keep the newest ``keep_last`` checkpoints (and every value they need)."""
+        return prune_thread(self, thread_id, keep_last)  # type: ignore[arg-type]
+
+    def export_thread(self, thread_id: str, file: IO[str]) -> int:
+        """Write the thread as JSON lines; returns the number of lines."""
+        dump = self.dump_thread(thread_id)  # type: ignore[attr-defined]
+        if dump.head is None:
+            raise CheckpointError(f"thread {thread_id!r} does not exist; nothing to export")
+        n = 0
+        for line in export_lines(dump):
+            file.write(line + "\n")
+            n += 1
+        return n
+
+    def import_thread(self, file: IO[str], *, thread_id: str | None = None) -> str:
+        """Load a thread written by ``export_thread`` (from any backend); returns its id."""
+        dump = parse_lines(file, thread_id)
+        self.load_thread(dump)  # type: ignore[attr-defined]
+        return dump.thread_id
