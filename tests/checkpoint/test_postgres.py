@@ -337,11 +337,15 @@ def test_missing_driver_says_what_to_install(name: str, driver: str, extra: str)
     assert f"pip install 'tether[{extra}]'" in out, err
 
 
-def test_durable_false_commits_without_waiting_for_the_wal_flush(postgres_dsn: str) -> None:
-    """Right after a non-durable commit the WAL is not yet flushed; after a durable one it is."""
+def test_durable_false_commits_without_waiting_for_the_wal_flush(
+    private_postgres: PrivatePostgres,
+) -> None:
+    """Right after a non-durable commit the WAL is not yet flushed; after a durable one it is.
+    (On a private server: another client's async commit would blur the reading.)"""
+    dsn = private_postgres.dsn
     with (
-        PostgresSaver(postgres_dsn, schema=schema_name()) as s,
-        psycopg.connect(postgres_dsn, autocommit=True) as monitor,
+        PostgresSaver(dsn, schema=schema_name()) as s,
+        psycopg.connect(dsn, autocommit=True) as monitor,
     ):
         unflushed = {True: 0, False: 0}
         for v in range(1, 41):

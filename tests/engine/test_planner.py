@@ -1,6 +1,7 @@
 """The pure planner: normalize_output, apply_writes, plan_next, fold/fold_many, resolve_branch
 and task ids. No graph is run here; specs come from StateGraph.spec()."""
 
+import dataclasses
 import operator
 from typing import Annotated, Any, TypedDict
 
@@ -65,6 +66,23 @@ def _spec(edges=(), joins=(), branches=()):
 SPEC = _spec()
 
 
+@dataclasses.dataclass
+class DCState:
+    log: Annotated[list, operator.add] = dataclasses.field(default_factory=list)
+    last: str = ""
+
+
+def _dc_spec():
+    g = StateGraph(DCState)
+    for n in NODES:
+        g.add_node(n, _noop)
+        g.add_edge(START, n)
+    return g.spec()
+
+
+DC_SPEC = _dc_spec()
+
+
 def _pull(node: str) -> PlannedTask:
     return PlannedTask(f"id-{node}", node, 0, False)
 
@@ -115,10 +133,28 @@ def test_normalize_unknown_key_names_node_and_key() -> None:
     assert "'b'" in str(err.value) and "'bogus'" in str(err.value)
 
 
-@pytest.mark.parametrize("bad", [1, "text", [1, 2], object(), ("log", [1])])
-def test_normalize_non_mapping_names_node(bad: Any) -> None:
+NON_MAPPINGS = [1, "text", [1, 2], object(), ("log", [1])]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: isinstance(update, TypedDict class) raises TypeError, not InvalidUpdateError",
+)
+@pytest.mark.parametrize("bad", NON_MAPPINGS)
+def test_normalize_non_mapping_names_node_typeddict(bad: Any) -> None:
     with pytest.raises(InvalidUpdateError, match="'c'"):
         normalize_output(SPEC, "c", bad)
+
+
+@pytest.mark.parametrize("bad", NON_MAPPINGS)
+def test_normalize_non_mapping_names_node_dataclass(bad: Any) -> None:
+    with pytest.raises(InvalidUpdateError, match="'c'"):
+        normalize_output(DC_SPEC, "c", bad)
+
+
+def test_normalize_schema_instance_dataclass() -> None:
+    out = normalize_output(DC_SPEC, "c", DCState(log=[1], last="z"))
+    assert dict(out.writes) == {"log": [1], "last": "z"}
 
 
 def test_normalize_goto_unknown_node() -> None:
@@ -161,7 +197,7 @@ def test_fold_reducer_from_missing_uses_default() -> None:
 
 @given(
     current=st.one_of(st.just(MISSING), lists),
-    writes=st.lists(lists, max_size=6),
+    writes=st.lists(lists, min_size=1, max_size=6),
     channel=st.sampled_from([ADD, ADD_NO_DEFAULT]),
 )
 def test_fold_many_equals_sequential_fold_operator_add(
@@ -171,11 +207,7 @@ def test_fold_many_equals_sequential_fold_operator_add(
     for w in writes:
         expected = fold(channel, expected, w)
     snapshot = None if current is MISSING else list(current)
-    got = fold_many(channel, current, writes)
-    if not writes:
-        assert got is current or got == current
-    else:
-        assert got == expected
+    assert fold_many(channel, current, writes) == expected
     if snapshot is not None:
         assert current == snapshot  # the current value is never mutated
 
@@ -191,11 +223,27 @@ def test_fold_many_equals_sequential_fold_generic(current: Any, writes: list) ->
     assert fold_many(GENERIC, current, writes) == expected
 
 
-@given(current=st.integers(), writes=st.lists(st.integers(), max_size=6))
+@given(current=st.integers(), writes=st.lists(st.integers(), min_size=1, max_size=6))
 def test_fold_many_operator_add_on_ints(current: int, writes: list) -> None:
     channel = Channel("total", operator.add, int)
     assert fold_many(channel, current, writes) == current + sum(writes)
     assert fold_many(channel, MISSING, writes) == sum(writes)
+
+
+def test_fold_many_with_no_writes_keeps_a_present_value() -> None:
+    assert fold_many(ADD, [1], []) == [1]
+    assert fold_many(Channel("total", operator.add, int), 5, []) == 5
+    assert fold_many(GENERIC, [("w", 1)], []) == [("w", 1)]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: fold_many(operator.add channel, MISSING, []) returns [] instead of MISSING",
+)
+def test_fold_many_with_no_writes_on_missing_is_missing() -> None:
+    # sequential fold of zero writes leaves the value absent; fold_many invents a list,
+    # even for an int channel
+    assert fold_many(Channel("total", operator.add, int), MISSING, []) is MISSING
 
 
 @given(writes=st.lists(st.integers(), min_size=1, max_size=6))
@@ -423,7 +471,8 @@ def test_resolve_branch_unknown_names_the_source() -> None:
 
 # -- task ids ------------------------------------------------------------------------------
 
-ids = st.text(min_size=1, max_size=8)
+# checkpoint ids are UUIDs and node names cannot contain "|", so "|" is left out here
+ids = st.text(alphabet=st.characters(blacklist_characters="|"), min_size=1, max_size=8)
 
 
 @given(thread=ids, checkpoint=ids, node=st.sampled_from(NODES), send=st.booleans(), i=st.integers(0, 9))

@@ -104,3 +104,17 @@ class GraphSpec:
     @property
     def channels(self) -> dict[str, Channel]:
         return self.schema.channels
+
+
+def reader_spec() -> GraphSpec:
+    """A spec for reading threads without their graph (the CLI): no channels are known, so
+    stored deltas are folded by the reducer code stored with them."""
+    return GraphSpec(
+        schema=Schema(dict, {}, "dict"),
+        input_keys=frozenset(),
+        output_keys=(),
+        nodes={},
+        edges={},
+        branches={},
+        joins=(),
+    )

@@ -7,6 +7,7 @@ snapshot. Storage grows with what was written, and a read costs O(size of the va
 
 from __future__ import annotations
 
+import operator
 import os
 import time
 import uuid
@@ -16,8 +17,9 @@ from typing import Any
 from tether.checkpoint._base import CheckpointRow, Head, Owner, Saver, ValueRow, WriteRow
 from tether.checkpoint._body import Body, TaskRecord, decode_body, encode_body, is_inline
 from tether.engine._planner import MISSING, PlannedTask, fold_many
-from tether.engine._spec import GraphSpec
+from tether.engine._spec import Channel, GraphSpec
 from tether.errors import CheckpointError, SerializationError
+from tether.graph._messages import add_messages
 
 SNAPSHOT_RATIO = 8
 """A reducer channel snapshots when its deltas since the last snapshot exceed this many times
@@ -28,6 +30,32 @@ MAX_CHAIN = 1024
 """A reducer channel also snapshots after this many deltas, bounding the folds per read."""
 
 LEASE_SECONDS = 300.0
+
+_KNOWN_REDUCERS: dict[int, Channel] = {
+    1: Channel("", operator.add, list),
+    2: Channel("", add_messages, list),
+}
+
+
+def reducer_code(channel: Channel) -> int:
+    """Stored with each delta so that a reader without the graph (the CLI) can fold the
+    well-known reducers; 0 means a custom reducer, which needs the graph."""
+    if channel.reducer is operator.add:
+        return 1
+    if channel.reducer is add_messages:
+        return 2
+    return 0
+
+
+def channel_for_code(thread_id: str, key: str, code: int) -> Channel:
+    known = _KNOWN_REDUCERS.get(code)
+    if known is None:
+        raise CheckpointError(
+            f"thread {thread_id!r}: state key {key!r} uses a custom reducer, so its stored "
+            "deltas can only be folded with the graph that wrote them (pass the graph, e.g. "
+            "--graph module:attr)"
+        )
+    return Channel(key, known.reducer, known.default)
 
 
 def new_checkpoint_id() -> str:
@@ -123,15 +151,16 @@ class ThreadState:
         for name, chain in chains.items():
             try:
                 value = serde.loads(chain[0].payload)
-                deltas = [serde.loads(r.payload) for r in chain[1:]]
+                deltas: list[Any] = [serde.loads(r.payload) for r in chain[1:]]
             except SerializationError as exc:
                 raise CheckpointError(
                     f"thread {self.thread_id!r}: stored value of state key {name!r} cannot be "
                     f"decoded: {exc}"
                 ) from exc
             channel = channels.get(name)
-            if deltas and channel is not None:
-                value = fold_many(channel, value, (w for d in deltas for w in d))  # type: ignore[attr-defined]
+            if deltas:
+                fold_with = channel or channel_for_code(self.thread_id, name, deltas[0][0])
+                value = fold_many(fold_with, value, (w for d in deltas for w in d[1]))
             self.values[name] = value
             if channel is not None and channel.reducer is not None:
                 self.chains[name] = ChainStat(
@@ -177,7 +206,7 @@ class ThreadState:
                 continue
             stat = self.chains.get(key)
             if channel.reducer is not None and stat is not None and key in self.pending:
-                delta = self._encode(key, self.pending[key])
+                delta = self._encode(key, [reducer_code(channel), self.pending[key]])
                 grown = stat.delta_bytes + len(delta)
                 if grown <= SNAPSHOT_RATIO * max(stat.snapshot_bytes, 256) and (
                     stat.deltas < MAX_CHAIN
