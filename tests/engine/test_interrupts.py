@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import operator
 from collections import Counter
 from typing import Annotated, Any, TypedDict
@@ -33,7 +34,7 @@ def chain(nodes: dict[str, Any], saver: Any = None, *, parallel: bool = False) -
             g.add_edge(name, END)
     else:
         g.add_edge(START, names[0])
-        for a, b in zip(names, names[1:], strict=False):
+        for a, b in itertools.pairwise(names):
             g.add_edge(a, b)
         g.add_edge(names[-1], END)
     return g.compile(checkpointer=saver if saver is not None else InMemorySaver())
@@ -231,7 +232,9 @@ def test_plain_resume_value_with_exactly_one_pending() -> None:
 # -- resume errors: rejected before anything runs --------------------------------------------
 
 
-def assert_unchanged(app: Any, before: Any, calls: Counter[str], calls_before: Counter[str]) -> None:
+def assert_unchanged(
+    app: Any, before: Any, calls: Counter[str], calls_before: Counter[str]
+) -> None:
     after = app.get_state(cfg())
     assert after.values == before.values
     assert after.next == before.next

@@ -115,9 +115,7 @@ def test_normalize_pairs() -> None:
 
 
 def test_normalize_command() -> None:
-    out = normalize_output(
-        SPEC, "a", Command(update={"last": "y"}, goto=["b", Send("c", 5), END])
-    )
+    out = normalize_output(SPEC, "a", Command(update={"last": "y"}, goto=["b", Send("c", 5), END]))
     assert out.writes == [("last", "y")]
     assert out.goto == ["b", Send("c", 5)]  # END is dropped
 
@@ -139,6 +137,7 @@ NON_MAPPINGS = [1, "text", [1, 2], object(), ("log", [1])]
 @pytest.mark.xfail(
     strict=True,
     reason="BUG: isinstance(update, TypedDict class) raises TypeError, not InvalidUpdateError",
+    raises=TypeError,
 )
 @pytest.mark.parametrize("bad", NON_MAPPINGS)
 def test_normalize_non_mapping_names_node_typeddict(bad: Any) -> None:
@@ -239,6 +238,7 @@ def test_fold_many_with_no_writes_keeps_a_present_value() -> None:
 @pytest.mark.xfail(
     strict=True,
     reason="BUG: fold_many(operator.add channel, MISSING, []) returns [] instead of MISSING",
+    raises=AssertionError,
 )
 def test_fold_many_with_no_writes_on_missing_is_missing() -> None:
     # sequential fold of zero writes leaves the value absent; fold_many invents a list,
@@ -304,9 +304,7 @@ def test_send_order_within_one_node() -> None:
     v2=st.integers(),
     flip=st.booleans(),
 )
-def test_two_writes_to_last_value_key_is_an_error(
-    pair: list, v1: int, v2: int, flip: bool
-) -> None:
+def test_two_writes_to_last_value_key_is_an_error(pair: list, v1: int, v2: int, flip: bool) -> None:
     n1, n2 = pair
     outputs = [
         (_pull(n1), _out(("last", f"{n1}:{v1}"), ("log", [n1]))),
@@ -475,12 +473,18 @@ def test_resolve_branch_unknown_names_the_source() -> None:
 ids = st.text(alphabet=st.characters(blacklist_characters="|"), min_size=1, max_size=8)
 
 
-@given(thread=ids, checkpoint=ids, node=st.sampled_from(NODES), send=st.booleans(), i=st.integers(0, 9))
-def test_task_id_is_deterministic(thread: str, checkpoint: str, node: str, send: bool, i: int) -> None:
+@given(
+    thread=ids, checkpoint=ids, node=st.sampled_from(NODES), send=st.booleans(), i=st.integers(0, 9)
+)
+def test_task_id_is_deterministic(
+    thread: str, checkpoint: str, node: str, send: bool, i: int
+) -> None:
     t = Trigger(node, send, i)
     assert task_id(thread, checkpoint, t) == task_id(thread, checkpoint, Trigger(node, send, i))
     # the argument of a Send does not change its id (its position does)
-    assert task_id(thread, checkpoint, t) == task_id(thread, checkpoint, Trigger(node, send, i, "x"))
+    assert task_id(thread, checkpoint, t) == task_id(
+        thread, checkpoint, Trigger(node, send, i, "x")
+    )
 
 
 @given(
