@@ -31,8 +31,9 @@ PG_DB = os.environ.get("BENCH_PG_DB", "tether_bench")
 
 def pg_dsn(db: str = PG_DB) -> str:
     """The benchmark database's DSN (same server and user as the admin DSN)."""
-    base, _, _ = PG_ADMIN_DSN.rpartition("/")
-    return f"{base}/{db}"
+    from psycopg.conninfo import make_conninfo
+
+    return make_conninfo(PG_ADMIN_DSN, dbname=db)
 
 
 def _version(dist: str) -> str:
@@ -312,7 +313,8 @@ def postgres_status(engines: list[Engine]) -> str | None:
         return f"psycopg is not installed ({exc})"
     try:
         with psycopg.connect(PG_ADMIN_DSN, autocommit=True, connect_timeout=3) as conn:
-            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [PG_DB]).fetchone()
+            sql = "SELECT 1 FROM pg_database WHERE datname = %s"
+            exists = conn.execute(sql, [PG_DB]).fetchone()
             if not exists:
                 conn.execute(f'CREATE DATABASE "{PG_DB}"')
     except Exception as exc:

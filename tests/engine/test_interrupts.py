@@ -80,11 +80,6 @@ def test_explicit_id_is_used_exactly() -> None:
     assert out["__interrupt__"] == [Interrupt("approve?", "my-approval")]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: derived interrupt id depends on the random checkpoint id, not only on "
-    "thread/node/position, so the same graph+thread on two savers gets different ids",
-)
 def test_derived_id_is_deterministic_for_same_graph_and_thread() -> None:
     a = chain({"ask": single_asker(Counter())}, InMemorySaver()).invoke({"log": []}, cfg("same"))
     b = chain({"ask": single_asker(Counter())}, InMemorySaver()).invoke({"log": []}, cfg("same"))
@@ -311,11 +306,6 @@ def test_map_naming_already_answered_id_rejected_with_several_pending() -> None:
     assert_unchanged(app, before, calls, calls_before)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: with one interrupt pending, a resume map naming a not-yet-asked id is "
-    "silently taken as the answer (a dict value) to the pending interrupt",
-)
 def test_map_naming_not_yet_asked_id_with_one_pending_is_rejected() -> None:
     calls: Counter[str] = Counter()
 
@@ -333,11 +323,6 @@ def test_map_naming_not_yet_asked_id_with_one_pending_is_rejected() -> None:
     assert_unchanged(app, before, calls, calls_before)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: with one interrupt pending, a resume map naming an already-answered id is "
-    "silently taken as the answer to the pending interrupt",
-)
 def test_map_naming_already_answered_id_with_one_pending_is_rejected() -> None:
     calls: Counter[str] = Counter()
 

@@ -302,11 +302,6 @@ def test_checkpointer_without_thread_id_names_thread_id(config: Any) -> None:
 NOT_MAPPINGS = [[("log", ["x"])], "text", 5, ["a", "b"]]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: non-mapping input to a TypedDict graph raises TypeError from "
-    "isinstance(inp, TypedDict) instead of InvalidUpdateError",
-)
 @pytest.mark.parametrize("bad", NOT_MAPPINGS)
 def test_input_not_a_mapping_is_invalid_update(bad: Any) -> None:
     calls: Counter[str] = Counter()
@@ -332,11 +327,6 @@ def test_input_not_a_mapping_is_invalid_update_dataclass_schema(bad: Any) -> Non
         app.invoke(bad, cfg())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a node returning a non-mapping in a TypedDict graph fails with TypeError "
-    "(isinstance on a TypedDict) instead of InvalidUpdateError",
-)
 def test_node_result_not_a_mapping_is_invalid_update() -> None:
     g = StateGraph(S)
     g.add_node("a", lambda s: ["not", "a", "mapping"])

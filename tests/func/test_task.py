@@ -152,11 +152,6 @@ class ArmedSaver(InMemorySaver):
         return rows
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a node that pauses while a @task it started is still running returns "
-    "before the task is journaled, so the resume runs the side effect a second time",
-)
 def test_task_in_flight_when_node_pauses_is_not_rerun_on_resume() -> None:
     saver = ArmedSaver()
     calls: Counter[str] = Counter()

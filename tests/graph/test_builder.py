@@ -1,6 +1,7 @@
 """StateGraph: schemas, reducers, nodes, edges, joins, conditional edges and compile errors."""
 
 import dataclasses
+import itertools
 import operator
 from typing import Annotated, Any, Literal, TypedDict
 
@@ -40,7 +41,7 @@ def _chain(*names: str) -> StateGraph:
     for n in names:
         g.add_node(n, _append(n))
     g.add_edge(START, names[0])
-    for a, b in zip(names, names[1:], strict=False):
+    for a, b in itertools.pairwise(names):
         g.add_edge(a, b)
     g.add_edge(names[-1], END)
     return g
@@ -511,11 +512,6 @@ def test_router_returns_sends_from_a_node() -> None:
     assert g.compile().invoke({})["results"] == ["src", 30, 10, 20]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a START router is evaluated twice; its Sends run twice",
-    raises=AssertionError,
-)
 def test_start_router_called_once() -> None:
     calls: list[int] = []
 
@@ -530,11 +526,6 @@ def test_start_router_called_once() -> None:
     assert calls == [1]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a START router is evaluated twice; its Sends run twice",
-    raises=AssertionError,
-)
 def test_router_returns_sends_from_start() -> None:
     class S(TypedDict):
         results: Annotated[list, operator.add]

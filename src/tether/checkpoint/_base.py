@@ -118,6 +118,8 @@ class ThreadDump:
     checkpoints: list[CheckpointRow]
     values: list[ValueRow]
     writes: list[WriteRow]
+    original_thread_id: str | None = None
+    """Set when the dump was read from an export under another thread id."""
 
 
 @runtime_checkable

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import IO
 
 from tether.checkpoint._base import (
@@ -19,7 +20,7 @@ from tether.checkpoint._base import (
     ValueRow,
     WriteRow,
 )
-from tether.checkpoint._body import decode_body
+from tether.checkpoint._body import decode_body, encode_body
 from tether.errors import CheckpointError
 
 EXPORT_FORMAT = "tether-thread"
@@ -172,7 +173,22 @@ def parse_lines(lines: Iterable[str], thread_id: str | None = None) -> ThreadDum
         raise CheckpointError("thread export is empty") from None
     except (ValueError, KeyError, TypeError, IndexError) as exc:
         raise CheckpointError(f"thread export is malformed: {exc}") from exc
-    return ThreadDump(tid, head, checkpoints, values, writes)
+    return ThreadDump(tid, head, checkpoints, values, writes, str(header["thread_id"]))
+
+
+def renamed(saver: Saver, dump: ThreadDump) -> ThreadDump:
+    """A dump read under a new thread id: task ids are derived from the thread id, so the
+    bodies are re-encoded with the original ids spelled out, keeping every task's writes
+    (and pending interrupts) attached."""
+    original = dump.original_thread_id
+    if original is None or original == dump.thread_id:
+        return dump
+    rows = []
+    for c in dump.checkpoints:
+        body = decode_body(saver.serde, original, c.checkpoint_id, c.body)
+        data = encode_body(saver.serde, dump.thread_id, c.checkpoint_id, body)
+        rows.append(replace(c, body=data))
+    return replace(dump, checkpoints=rows)
 
 
 class ThreadOps:
@@ -196,5 +212,5 @@ class ThreadOps:
     def import_thread(self, file: IO[str], *, thread_id: str | None = None) -> str:
         """Load a thread written by ``export_thread`` (from any backend); returns its id."""
         dump = parse_lines(file, thread_id)
-        self.load_thread(dump)  # type: ignore[attr-defined]
+        self.load_thread(renamed(self, dump))  # type: ignore[arg-type, attr-defined]
         return dump.thread_id

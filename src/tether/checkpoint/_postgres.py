@@ -26,6 +26,7 @@ from tether.checkpoint._base import (
 )
 from tether.checkpoint._chains import chain_from_rows
 from tether.checkpoint._memory import busy_message, lease_blocks
+from tether.checkpoint._ops import ThreadOps
 from tether.checkpoint._postgres_schema import migrate, quote_schema
 from tether.checkpoint._postgres_sql import (
     _CP_COLS,
@@ -49,7 +50,7 @@ from tether.serde import Serializer
 Conn = psycopg.Connection[Any]
 
 
-class PostgresSaver:
+class PostgresSaver(ThreadOps):
     """A Saver on PostgreSQL. ``with PostgresSaver("postgresql://...") as saver: ...``
 
     Tables live in ``schema`` (created and migrated on open). Every method takes its own
@@ -241,12 +242,17 @@ class PostgresSaver:
         channels = list(wanted)
         with self._conn("reading channel values", thread_id) as conn:
             rows = conn.execute(
-                "SELECT v.channel, v.version, v.prev, v.base, v.payload "
+                # LATERAL: find each chain's base by key, then one index range scan per
+                # channel (a plain join lets the planner pick a quadratic nested loop; OFFSET 0
+                # keeps it from flattening the subqueries back into one).
+                "SELECT w.channel, v.version, v.prev, v.base, v.payload "
                 "FROM unnest(%(ch)s::text[], %(ver)s::int8[]) AS w(channel, version) "
-                f"JOIN {self._s}.vals tip ON tip.thread_id = %(tid)s "
-                "AND tip.channel = w.channel AND tip.version = w.version "
-                f"JOIN {self._s}.vals v ON v.thread_id = %(tid)s AND v.channel = w.channel "
-                "AND v.version BETWEEN tip.base AND w.version",
+                "CROSS JOIN LATERAL (SELECT t.base FROM "
+                f"{self._s}.vals t WHERE t.thread_id = %(tid)s AND t.channel = w.channel "
+                "AND t.version = w.version OFFSET 0) tip "
+                "CROSS JOIN LATERAL (SELECT x.version, x.prev, x.base, x.payload FROM "
+                f"{self._s}.vals x WHERE x.thread_id = %(tid)s AND x.channel = w.channel "
+                "AND x.version BETWEEN tip.base AND w.version OFFSET 0) v",
                 {"ch": channels, "ver": [wanted[c] for c in channels], "tid": thread_id},
             ).fetchall()
         by_channel: dict[str, list[ValueRow]] = {c: [] for c in channels}

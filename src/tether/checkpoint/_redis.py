@@ -30,6 +30,7 @@ from tether.checkpoint._base import (
 )
 from tether.checkpoint._chains import walk_chain
 from tether.checkpoint._memory import busy_message, lease_blocks
+from tether.checkpoint._ops import ThreadOps
 from tether.errors import CheckpointError, ThreadBusyError
 from tether.serde import Serializer
 
@@ -82,7 +83,7 @@ def _lease_of(reply: Sequence[bytes]) -> Lease | None:
     return Lease(owner, float(reply[5]))
 
 
-class RedisSaver:
+class RedisSaver(ThreadOps):
     """A Saver on Redis 7. ``with RedisSaver("redis://localhost:6379/0") as saver: ...``
 
     Keys, for prefix ``p`` and thread ``t``: ``p:t:head`` (hash: checkpoint id, version,

@@ -13,7 +13,7 @@ import typer
 from rich.text import Text
 
 from tether.checkpoint import Saver
-from tether.checkpoint._ops import export_lines, parse_lines, prune_thread
+from tether.checkpoint._ops import export_lines, parse_lines, prune_thread, renamed
 from tether.cli import _render
 from tether.cli._errors import EXIT_USAGE, CliError, reporting
 from tether.cli._open import load_graph, open_saver, require_thread
@@ -190,7 +190,8 @@ def resume(
 ) -> None:
     """Answer a pending interrupt and run the thread until it finishes or pauses again."""
     out = _render.stdout_console()
-    answer = _parse_value(value)
+    with reporting():
+        answer = _parse_value(value)  # before touching the database
     with reporting(), open_saver(db) as saver:
         require_thread(saver, db, thread)
         compiled = load_graph(graph, saver)
@@ -198,16 +199,26 @@ def resume(
         if not before.interrupts:
             state = f"its next nodes are {', '.join(before.next)}" if before.next else "finished"
             raise CliError(f"thread {thread!r} has no pending interrupts ({state})")
-        resume_value = answer if interrupt_id is None else {interrupt_id: answer}
+        pending = [i.id for i in before.interrupts]
+        if interrupt_id is None and len(pending) > 1:
+            raise CliError(
+                f"thread {thread!r} has {len(pending)} pending interrupts {pending}; "
+                "choose one with --id"
+            )
+        if interrupt_id is not None and interrupt_id not in pending:
+            raise CliError(
+                f"thread {thread!r} has no pending interrupt {interrupt_id!r} (pending: {pending})"
+            )
+        # Always answer by id: a JSON object value is then never mistaken for an id map.
+        answered = interrupt_id or pending[0]
         result = compiled.invoke(
-            Command(resume=resume_value),
+            Command(resume={answered: answer}),
             _config(thread),
             durability=durability.value,
             version="v2",
         )
         assert isinstance(result, RunResult)
         after = compiled.get_state(_config(thread))
-        answered = interrupt_id or before.interrupts[0].id
         out.print(
             Text.assemble(
                 ("resumed ", "bold"),
@@ -295,7 +306,7 @@ def import_(
                 raise CliError(f"{file}: cannot read: {exc.strerror or exc}", EXIT_USAGE) from exc
         dump = parse_lines(text.splitlines(), thread)
         with open_saver(db, create=True) as saver:
-            saver.load_thread(dump)
+            saver.load_thread(renamed(saver, dump))
         _render.stdout_console().print(
             Text(f"imported thread {dump.thread_id} ({len(dump.checkpoints)} checkpoints)")
         )

@@ -18,7 +18,7 @@ from rich.text import Text
 
 from tether.types import Interrupt, StateSnapshot
 
-MAX_STRING = 200
+MAX_STRING = 120
 """Characters of a string value shown before it is cut (``--full`` shows everything)."""
 MAX_LENGTH = 20
 """Items of a list or dict value shown before it is cut."""

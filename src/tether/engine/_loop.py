@@ -21,6 +21,7 @@ from tether.engine._planner import (
     Trigger,
     apply_writes,
     assign_ids,
+    goto_triggers,
     normalize_output,
     plan_next,
 )
@@ -77,6 +78,29 @@ def claim_thread(
                 raise
         time.sleep(delay)
         delay = min(delay * 2, 0.25)
+
+
+def looks_derived(interrupt_id: str) -> bool:
+    """Interrupt ids tether derives are 32 lowercase hex digits."""
+    return len(interrupt_id) == 32 and all(c in "0123456789abcdef" for c in interrupt_id)
+
+
+def is_id_map(resume: Any, pending: dict[str, str], answered: set[str]) -> bool:
+    """Whether ``Command(resume=<dict>)`` maps interrupt ids to answers, or is itself the
+    answer to the one pending interrupt.
+
+    It is a map when any key is an interrupt id of the pending step (pending or answered),
+    or has the shape of a derived id, or when a pending interrupt has an explicit id (ids
+    chosen by hand mean answers are given by id). To answer such an interrupt with a dict,
+    wrap it: ``Command(resume={interrupt_id: {...}})``.
+    """
+    if not isinstance(resume, dict) or not resume:
+        return False
+    if not all(isinstance(k, str) for k in resume):
+        return False
+    if any(k in pending or k in answered or looks_derived(k) for k in resume):
+        return True
+    return any(not looks_derived(i) for i in pending)
 
 
 class Run:
@@ -232,7 +256,7 @@ class Run:
     def _start(self, state: ThreadState, inp: Any) -> None:
         """New input: fold it in as START's writes and plan START's successors. Pending work
         of an earlier run (an unanswered interrupt, a failed step) is abandoned."""
-        if not isinstance(inp, Command | dict) and not isinstance(inp, self.spec.schema.cls):
+        if not isinstance(inp, Command | dict) and not self.spec.schema.is_instance(inp):
             raise InvalidUpdateError(
                 f"input must be a dict of state keys or a Command, got "
                 f"{type(inp).__name__} {inp!r:.80}"
@@ -247,26 +271,19 @@ class Run:
         start = PlannedTask("", START, 0, False)
         per_key = apply_writes(self.spec, state.values, [(start, out)])
         state.record(per_key)
-        if START in self.spec.branches:
-            ctx = TaskContext(self.ctx, start, TaskLog(), START)
-            evaluate_branches(self.spec, START, state.values, TaskOutput([], out.goto), ctx)
-        triggers, _ = plan_next(self.spec, [(start, out)], {})
-        if START in self.spec.branches:
-            triggers = self._start_branches(state, out, triggers)
+        if out.goto:
+            # Command(goto=...) as input: go exactly there, not along START's edges.
+            triggers = goto_triggers(out.goto)
+        else:
+            routed = TaskOutput([], [])
+            if START in self.spec.branches:
+                ctx = TaskContext(self.ctx, start, TaskLog(), START)
+                evaluate_branches(self.spec, START, state.values, routed, ctx)
+            triggers, _ = plan_next(self.spec, [(start, routed)], {})
         cid = new_checkpoint_id()
         state.joins = {}
         state.plan(assign_ids(self.thread_id, cid, triggers), cid)
         self._commit(state, "input")
-
-    def _start_branches(
-        self, state: ThreadState, out: TaskOutput, triggers: list[Trigger]
-    ) -> list[Trigger]:
-        start = PlannedTask("", START, 0, False)
-        ctx = TaskContext(self.ctx, start, TaskLog(), START)
-        routed = TaskOutput([], list(out.goto))
-        evaluate_branches(self.spec, START, state.values, routed, ctx)
-        result, _ = plan_next(self.spec, [(start, routed)], {})
-        return result
 
     def _fork(self, state: ThreadState) -> None:
         """Time travel: replay from an older checkpoint as a new branch."""
@@ -283,8 +300,11 @@ class Run:
                 "start it with an input first"
             )
         pending: dict[str, str] = {}
+        answered: set[str] = set()
         for t in state.tasks:
-            for intr in logs.get(t.id, TaskLog()).pending_interrupts():
+            log = logs.get(t.id, TaskLog())
+            answered.update(log.resumes)
+            for intr in log.pending_interrupts():
                 pending[intr.id] = t.id
         ids = sorted(pending)
         if not pending:
@@ -292,20 +312,15 @@ class Run:
                 f"thread {self.thread_id!r} has no pending interrupt; nothing to resume "
                 f"(next nodes: {[t.node for t in state.tasks]})"
             )
-        if isinstance(resume, dict) and resume and all(isinstance(k, str) for k in resume):
+        if is_id_map(resume, pending, answered):
             unknown = [k for k in resume if k not in pending]
-            if unknown and len(pending) == 1 and not any(k in pending for k in resume):
-                answers = None
-            else:
-                answers = dict(resume)
-            if answers is not None and unknown:
+            if unknown:
+                why = "already answered" if unknown[0] in answered else "not asked yet, or unknown"
                 raise InterruptError(
                     f"thread {self.thread_id!r}: interrupt id {unknown[0]!r} is not pending "
-                    f"(not yet asked, already answered, or unknown); pending ids: {ids}. "
-                    "Nothing was resumed."
+                    f"({why}); pending ids: {ids}. Nothing was resumed."
                 )
-            if answers is None:
-                answers = {ids[0]: resume}
+            answers = dict(resume)
         elif len(pending) == 1:
             answers = {ids[0]: resume}
         else:
@@ -350,6 +365,7 @@ class Run:
         runnable = [t for t in tasks if logs.get(t.id, TaskLog()).status == "runnable"]
         several = len(tasks) > 1
         outcomes: list[Outcome] = []
+        self.ctx.step = state.step
         for kind, item in run_step(
             self.spec, self.ctx, runnable, state.values, logs, self.events_q
         ):
@@ -379,12 +395,14 @@ class Run:
             elif o.kind == "paused":
                 assert o.interrupt is not None
                 log.interrupts[o.interrupt.id] = o.interrupt
+                if o.where:
+                    log.positions[o.where] = o.interrupt.id
         self._check_interrupt_ids(tasks, logs)
         failed = [o for o in outcomes if o.kind == "failed"]
         paused = [o for o in outcomes if o.kind == "paused"]
         if self.saver is not None and (paused or failed):
             rows = [
-                self._row(o.task.id, "interrupt", o.interrupt.id, o.interrupt.value)
+                self._row(o.task.id, "interrupt", o.interrupt.id, [o.interrupt.value, o.where])
                 for o in paused
                 if o.interrupt is not None
             ]

@@ -75,6 +75,14 @@ def assign_ids(
 # -- node outputs -------------------------------------------------------------------------
 
 
+def _is_instance(value: Any, cls: Any) -> bool:
+    """isinstance that tolerates TypedDict classes (which refuse instance checks)."""
+    try:
+        return isinstance(value, cls)
+    except TypeError:
+        return False
+
+
 def _as_items(node: str, update: Any, schema_cls: Any) -> list[tuple[str, Any]]:
     if update is None:
         return []
@@ -84,7 +92,7 @@ def _as_items(node: str, update: Any, schema_cls: Any) -> list[tuple[str, Any]]:
         isinstance(i, tuple) and len(i) == 2 and isinstance(i[0], str) for i in update
     ):
         return list(update)
-    if schema_cls is not None and isinstance(update, schema_cls):
+    if schema_cls is not None and _is_instance(update, schema_cls):
         if dataclasses.is_dataclass(update) and not isinstance(update, type):
             return [(f.name, getattr(update, f.name)) for f in dataclasses.fields(update)]
         dump = getattr(update, "model_dump", None)
@@ -174,6 +182,8 @@ def fold(channel: Channel, current: Any, write: Any) -> Any:
 def fold_many(channel: Channel, current: Any, writes: Iterable[Any]) -> Any:
     """Fold a run of writes; list concatenation is done in one pass instead of n copies."""
     writes = list(writes)
+    if not writes:
+        return current
     if channel.reducer is operator.add and all(isinstance(w, list) for w in writes):
         base = [] if current is MISSING else current
         if isinstance(base, list):
@@ -247,6 +257,15 @@ def plan_next(
     triggers = [Trigger(n, False, 0) for n in sorted(pulls)]
     triggers += [Trigger(s.node, True, i, s.arg) for i, s in enumerate(sends)]
     return triggers, {k: frozenset(v) for k, v in seen.items() if v}
+
+
+def goto_triggers(goto: Sequence[str | Send]) -> list[Trigger]:
+    """Triggers for explicit targets only (``Command(goto=...)`` given as run input)."""
+    pulls = sorted({g for g in goto if isinstance(g, str)})
+    sends = [g for g in goto if isinstance(g, Send)]
+    return [Trigger(n, False, 0) for n in pulls] + [
+        Trigger(s.node, True, i, s.arg) for i, s in enumerate(sends)
+    ]
 
 
 def start_triggers(spec: GraphSpec, out: TaskOutput) -> list[Trigger]:

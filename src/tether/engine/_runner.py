@@ -47,6 +47,7 @@ class Outcome:
     kind: Literal["done", "paused", "failed"]
     output: TaskOutput | None = None
     interrupt: Interrupt | None = None
+    where: str = ""
     error: BaseException | None = None
 
 
@@ -163,7 +164,16 @@ def run_task(
 
     def attempt(n: int) -> TaskOutput:
         ctx = TaskContext(run, task, log, task.node, "", n)
-        result = call_user(node.fn, node.is_async, args, ctx)
+        try:
+            result = call_user(node.fn, node.is_async, args, ctx)
+        finally:
+            # @task calls the node started but did not wait for still get journaled before
+            # the step ends, so a pause or a retry never repeats their side effects.
+            for fut in ctx.futures:
+                try:
+                    fut.result()
+                except BaseException:  # the node saw (or ignored) it; nothing to add here
+                    pass
         out = normalize_output(spec, task.node, result)
         out.update = result.update if isinstance(result, Command) else result
         evaluate_branches(spec, task.node, values, out, ctx)
@@ -172,7 +182,7 @@ def run_task(
     try:
         output = with_retries(node.retry, attempt, lambda *_: run.count("node_retries"))
     except NodeInterrupt as paused:
-        return Outcome(task, "paused", interrupt=paused.interrupt)
+        return Outcome(task, "paused", interrupt=paused.interrupt, where=paused.where)
     except Exception as exc:
         return Outcome(task, "failed", error=exc)
     return Outcome(task, "done", output=output)

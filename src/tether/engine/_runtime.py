@@ -25,9 +25,10 @@ class NodeInterrupt(BaseException):
     """Raised by ``interrupt()`` to unwind the node; a BaseException so that a user's
     ``except Exception`` cannot swallow a pause."""
 
-    def __init__(self, interrupt: Interrupt) -> None:
+    def __init__(self, interrupt: Interrupt, where: str) -> None:
         super().__init__(interrupt)
         self.interrupt = interrupt
+        self.where = where
 
 
 @dataclass(slots=True)
@@ -40,6 +41,7 @@ class RunContext:
     record: Callable[[list[WriteRow]], None]
     stream: Callable[[Any], None] | None
     loop: Any = None
+    step: int = 0
     metrics: dict[str, int] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -62,10 +64,20 @@ class TaskContext:
     task_calls: int = 0
     raised_ids: set[str] = field(default_factory=set)
 
+    futures: list[Any] = field(default_factory=list)
+
+    @property
+    def position(self) -> str:
+        """Where this call sits, independent of any random id: thread, step, node, kind,
+        Send index and the call path inside the node."""
+        t = self.task
+        return (
+            f"{self.run.thread_id}|{self.run.step}|{t.node}|{int(t.is_send)}|{t.index}|{self.path}"
+        )
+
     @property
     def idempotency_key(self) -> str:
-        raw = f"{self.run.thread_id}|{self.task.id}|{self.path}"
-        return hashlib.blake2b(raw.encode(), digest_size=16).hexdigest()
+        return hashlib.blake2b(self.position.encode(), digest_size=16).hexdigest()
 
     def next_call_key(self) -> str:
         key = f"{self.path}.{self.task_calls}" if self.path else str(self.task_calls)
@@ -73,7 +85,7 @@ class TaskContext:
         return key
 
     def child(self, key: str, name: str) -> TaskContext:
-        return TaskContext(self.run, self.task, self.log, name, key, 1)
+        return TaskContext(self.run, self.task, self.log, name, key, 1, futures=self.futures)
 
 
 _CURRENT: ContextVar[TaskContext | None] = ContextVar("tether_task", default=None)
@@ -132,9 +144,16 @@ def interrupt(value: Any, *, id: str | None = None) -> Any:
         )
     position = ctx.interrupt_calls
     ctx.interrupt_calls += 1
+    where = f"{ctx.path}#{position}" if id is None else ""
     if id is None:
-        raw = f"{ctx.run.thread_id}|{ctx.task.id}|{ctx.path}|{position}"
-        iid = hashlib.blake2b(raw.encode(), digest_size=16).hexdigest()
+        # An id recorded for this call position wins over a fresh derivation, so a pending
+        # interrupt keeps its id even if the thread was renamed on import.
+        iid = (
+            ctx.log.positions.get(where)
+            or hashlib.blake2b(
+                f"{ctx.position}|interrupt|{position}".encode(), digest_size=16
+            ).hexdigest()
+        )
     else:
         if not isinstance(id, str) or not id:
             raise InterruptError(f"interrupt id must be a non-empty string, got {id!r}")
@@ -147,7 +166,7 @@ def interrupt(value: Any, *, id: str | None = None) -> Any:
     ctx.raised_ids.add(iid)
     if iid in ctx.log.resumes:
         return ctx.log.resumes[iid]
-    raise NodeInterrupt(Interrupt(value, iid))
+    raise NodeInterrupt(Interrupt(value, iid), where)
 
 
 def _no_writer(_chunk: Any) -> None:

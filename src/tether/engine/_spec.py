@@ -50,6 +50,10 @@ class Schema:
     channels: dict[str, Channel]
     kind: str  # "typeddict" | "dataclass" | "pydantic" | "dict"
 
+    def is_instance(self, value: Any) -> bool:
+        """True for an instance of a dataclass or pydantic schema (TypedDicts have none)."""
+        return self.kind in ("dataclass", "pydantic") and isinstance(value, self.cls)
+
     def keys(self) -> frozenset[str]:
         return frozenset(self.channels)
 

@@ -25,6 +25,7 @@ class TaskLog:
     output: TaskOutput | None = None
     journal: dict[str, tuple[str, str, Any]] = field(default_factory=dict)
     interrupts: dict[str, Interrupt] = field(default_factory=dict)
+    positions: dict[str, str] = field(default_factory=dict)
     resumes: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
 
@@ -66,7 +67,11 @@ def collect_logs(serde: Serializer, rows: Iterable[WriteRow]) -> dict[str, TaskL
             name, arg_hash, result = entry
             log.journal[row.key] = (name, arg_hash, result)
         elif row.kind == "interrupt":
-            log.interrupts[row.key] = Interrupt(serde.loads(row.payload), row.key)
+            raised: Any = serde.loads(row.payload)
+            value, where = raised
+            log.interrupts[row.key] = Interrupt(value, row.key)
+            if where:
+                log.positions[where] = row.key
         elif row.kind == "resume":
             log.resumes[row.key] = serde.loads(row.payload)
         elif row.kind == "error":

@@ -65,7 +65,10 @@ def update_state(
         state.joins = joins
         state.tasks = assign_ids(thread_id, cid, triggers)
     state.checkpoint_id = cid
-    state.step += 1
+    if node is not None:
+        # Pending tasks kept by an as_node=None update keep their step, so the ids of their
+        # interrupts (derived from the step) stay valid.
+        state.step += 1
     state.commit(source="update", owner=None, durable=True)
     return {"configurable": {"thread_id": thread_id, "checkpoint_id": cid}}
 

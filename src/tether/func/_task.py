@@ -100,7 +100,9 @@ class TaskFunction(Generic[P, T]):
             return TaskFuture.completed(result)
         child = ctx.child(key, self.name)
         call = functools.partial(self.fn, *args, **kwargs)
-        return TaskFuture(_TASK_POOL.submit(self._execute, child, call, key, arg_hash))
+        future = _TASK_POOL.submit(self._execute, child, call, key, arg_hash)
+        ctx.futures.append(future)
+        return TaskFuture(future)
 
     def _execute(self, ctx: TaskContext, call: Callable[[], T], key: str, arg_hash: str) -> T:
         def attempt(n: int) -> T:

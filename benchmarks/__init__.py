@@ -1,0 +1,1 @@
+"""Benchmarks: tether vs LangGraph on the same scenarios, in one run (``make bench``)."""

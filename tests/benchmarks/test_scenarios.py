@@ -1,0 +1,107 @@
+"""The benchmark scenarios run and check their results, at tiny sizes. No timing thresholds:
+timings are reported by ``make bench``, never asserted here."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from benchmarks.run import TINY, run
+
+from benchmarks import engines as eng
+from benchmarks import report
+from benchmarks import scenarios as sc
+
+SCENARIOS = {
+    "loop": (sc.loop, 5),
+    "chain": (sc.chain, 2),
+    "fanout": (sc.fanout, 2),
+    "messages": (sc.messages, 4),
+    "resume": (sc.resume_warm, 3),
+}
+
+
+@pytest.fixture
+def where(tmp_path: Path) -> sc.Where:
+    return sc.Where(tmp_path)
+
+
+@pytest.fixture
+def bench_pg(postgres_dsn: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Point the benchmark's Postgres settings at the test database (child processes too)."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    db = str(conninfo_to_dict(postgres_dsn)["dbname"])
+    monkeypatch.setattr(eng, "PG_ADMIN_DSN", postgres_dsn)
+    monkeypatch.setattr(eng, "PG_DB", db)
+    monkeypatch.setenv("BENCH_PG_ADMIN_DSN", postgres_dsn)
+    monkeypatch.setenv("BENCH_PG_DB", db)
+    yield db
+
+
+def _tether() -> eng.Engine:
+    return eng.load("tether")
+
+
+def _langgraph() -> eng.Engine:
+    pytest.importorskip("langgraph")
+    pytest.importorskip("langgraph.checkpoint.sqlite")
+    return eng.load("langgraph")
+
+
+@pytest.mark.parametrize("backend", ["memory", "sqlite"])
+@pytest.mark.parametrize("mode", ["sync", "async", "exit"])
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+def test_tether_scenario_runs(name: str, mode: str, backend: str, where: sc.Where) -> None:
+    fn, size = SCENARIOS[name]
+    metrics = fn(_tether(), backend, mode, size, where)
+    assert metrics
+    assert all(v >= 0 for v in metrics.values())
+    if name == "loop":
+        assert metrics["commits/step"] > 0 or mode == "exit"
+    if name == "messages" and backend == "sqlite":
+        assert metrics["bytes stored"] > 0
+
+
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+def test_tether_scenario_runs_on_postgres(name: str, where: sc.Where, bench_pg: str) -> None:
+    pytest.importorskip("psycopg")
+    fn, size = SCENARIOS[name]
+    metrics = fn(_tether(), "postgres", "sync", size, where)
+    assert metrics
+    if name == "messages":
+        assert metrics["bytes stored"] > 0
+
+
+def test_tether_resume_in_fresh_process(where: sc.Where) -> None:
+    metrics = sc.resume_cold(_tether(), "sqlite", "sync", 2, where)
+    assert metrics["resume fresh process (ms)"] > 0
+    assert metrics["fresh process wall (ms)"] >= metrics["resume fresh process (ms)"]
+
+
+def test_fsync_floor(tmp_path: Path) -> None:
+    times = sc.fsync_floor(tmp_path, 3)
+    assert len(times) == 3
+    assert not list(tmp_path.iterdir())
+
+
+def test_runner_and_report_tether_only(tmp_path: Path) -> None:
+    res = run(TINY, engine_names=("tether",), backends=("memory", "sqlite"), log=lambda s: None)
+    assert not res.errors, res.errors
+    assert res.data
+    md = report.table(res)
+    assert "| loop | memory | sync |" in md
+    assert report.targets(res)
+    report.write(res, tmp_path)
+    assert (tmp_path / "benchmarks.md").read_text().startswith("# Benchmarks")
+    assert (tmp_path / "bench_storage.png").stat().st_size > 0
+    assert (tmp_path / "bench_step_time.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("backend", ["memory", "sqlite"])
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+def test_langgraph_scenario_runs(name: str, backend: str, where: sc.Where) -> None:
+    fn, size = SCENARIOS[name]
+    metrics = fn(_langgraph(), backend, "sync", size, where)
+    assert metrics
