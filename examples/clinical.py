@@ -5,8 +5,10 @@
 
 The review answer is ``{"approved": bool, "notes": [str, ...]}``, validated by a pydantic
 model. ``submit_review`` validates it *before* resuming: an invalid answer raises
-``InvalidReviewError`` (an ``InterruptError``) naming the interrupt id and the problem,
-nothing is written and nothing runs, and the interrupt stays pending for a valid answer.
+``InvalidReviewError`` (an ``InvalidAnswerError``) naming the interrupt id and the problem,
+nothing is written and nothing runs, and the interrupt stays pending for a valid answer. An
+invalid answer sent straight to ``invoke`` is refused by the node the same way: the engine
+withdraws it and the interrupt stays pending.
 Approved takes the clinician's edited notes; rejected keeps the previous notes.
 """
 
@@ -17,7 +19,16 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from tether import END, START, Command, InterruptError, StateGraph, interrupt, task
+from tether import (
+    END,
+    START,
+    Command,
+    InterruptError,
+    InvalidAnswerError,
+    StateGraph,
+    interrupt,
+    task,
+)
 from tether.checkpoint import SqliteSaver
 from tether.graph import CompiledGraph
 
@@ -39,7 +50,7 @@ class ReviewAnswer(BaseModel):
     notes: list[str]
 
 
-class InvalidReviewError(InterruptError):
+class InvalidReviewError(InvalidAnswerError):
     """A review answer that does not match ``ReviewAnswer``; the interrupt stays pending."""
 
 
@@ -78,7 +89,8 @@ def clinician_review(state: PatientState) -> dict[str, Any]:
         id=REVIEW_ID,
     )
     # submit_review validated the answer before resuming; parsing again gives the types. An
-    # invalid answer that bypassed submit_review fails the run here (see the README).
+    # invalid answer sent straight to invoke() is refused here: InvalidReviewError is an
+    # InvalidAnswerError, so tether withdraws the answer and the review stays pending.
     review = validate_review(REVIEW_ID, answer)
     if review.approved:
         return {"notes": review.notes, "status": "approved"}

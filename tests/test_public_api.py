@@ -17,6 +17,7 @@ EXPECTED_ALL = [
     "GraphRecursionError",
     "Interrupt",
     "InterruptError",
+    "InvalidAnswerError",
     "InvalidUpdateError",
     "NondeterminismError",
     "RetryPolicy",

@@ -6,6 +6,7 @@
     ├── GraphRecursionError        the run took more super-steps than ``recursion_limit``
     ├── EmptyInputError            ``invoke(None, ...)`` on a thread that has nothing to continue
     ├── InterruptError             a resume that does not match the pending interrupts
+    │   └── InvalidAnswerError     raised by a node to refuse an answer; the interrupt stays open
     ├── NondeterminismError        a replay called a different task than the one recorded
     ├── ThreadBusyError            another writer advanced the thread first
     ├── ConfigError                a missing or malformed config value (``thread_id``, ...)
@@ -44,6 +45,12 @@ class InterruptError(TetherError):
     """A resume value does not match what is pending, or an interrupt cannot be raised."""
 
 
+class InvalidAnswerError(InterruptError):
+    """Raise it in a node to refuse the answer ``interrupt()`` returned (a failed validation,
+    say): the answer given by this resume is withdrawn and the interrupt stays pending, so
+    the caller can answer again."""
+
+
 class NondeterminismError(TetherError):
     """On replay a node made a call that differs from the recorded one."""
 
@@ -80,6 +87,7 @@ __all__ = [
     "GraphError",
     "GraphRecursionError",
     "InterruptError",
+    "InvalidAnswerError",
     "InvalidUpdateError",
     "NondeterminismError",
     "SerializationError",

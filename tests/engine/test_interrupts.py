@@ -458,3 +458,34 @@ def test_new_input_on_paused_thread_starts_new_run_and_drops_old_interrupt() -> 
     assert old.value == "q1"
     out = app.invoke(Command(resume="now"), cfg())
     assert out == {"log": ["in1", "first", "in2", "first", "now"]}
+
+
+def test_node_refusing_an_answer_keeps_the_interrupt_pending() -> None:
+    from tether import InvalidAnswerError
+
+    runs: list[object] = []
+
+    class S(TypedDict, total=False):
+        answer: int
+
+    def ask(state: S) -> dict[str, object]:
+        value = interrupt("a number, please", id="n")
+        runs.append(value)
+        if not isinstance(value, int):
+            raise InvalidAnswerError(f"interrupt 'n' wants an int, got {value!r}")
+        return {"answer": value}
+
+    g = StateGraph(S)
+    g.add_node("ask", ask)
+    g.add_edge(START, "ask")
+    app = g.compile(checkpointer=InMemorySaver())
+    cfg = {"configurable": {"thread_id": "refuse"}}
+    app.invoke({}, cfg)
+    with pytest.raises(InvalidAnswerError, match="wants an int"):
+        app.invoke(Command(resume={"n": "seven"}), cfg)
+    assert [i.id for i in app.get_state(cfg).interrupts] == ["n"]
+    # invoke(None) does not replay the refused answer: it surfaces the pause again
+    again = app.invoke(None, cfg)
+    assert [i.id for i in again["__interrupt__"]] == ["n"]
+    assert app.invoke(Command(resume={"n": 7}), cfg) == {"answer": 7}
+    assert runs == ["seven", 7]

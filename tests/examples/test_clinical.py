@@ -90,14 +90,6 @@ def test_state_survives_a_new_process_view(app: CompiledGraph, tmp_path: Path) -
     assert final["notes"] == ["n"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ENGINE GAP: a node cannot refuse a resume answer and keep its interrupt pending. "
-    "An invalid answer passed straight to invoke() is recorded before the node runs; the node's "
-    "error fails the run, the interrupt is no longer pending (a valid answer is refused with "
-    "'no pending interrupt') and invoke(None) replays the invalid answer. submit_review "
-    "validates before invoke to avoid this.",
-)
 def test_invalid_answer_sent_straight_to_invoke_keeps_interrupt_pending(
     app: CompiledGraph,
 ) -> None:

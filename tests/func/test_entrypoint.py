@@ -96,11 +96,6 @@ def test_stream_updates_yields_node_update() -> None:
     assert list(chunks[0]) == ["wf"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: entrypoint stream 'updates' leaks internal channels "
-    "({'wf': {'__return__': 3, '__previous__': 3}}) instead of {'wf': 3}",
-)
 def test_stream_updates_yields_return_value_under_function_name() -> None:
     wf = make_counter()
     assert list(wf.stream(3, cfg())) == [{"wf": 3}]

@@ -136,11 +136,4 @@ def load_graph(ref: str, saver: Saver) -> CompiledGraph:
             "(expected the result of StateGraph.compile() or @entrypoint)",
             EXIT_USAGE,
         )
-    return CompiledGraph(
-        obj.spec,
-        saver,
-        name=obj.name,
-        present=obj._present,
-        state_view=obj._state_view,
-        prepare_input=obj._prepare_input,
-    )
+    return obj.with_checkpointer(saver)

@@ -28,13 +28,14 @@ from tether.engine._planner import (
 from tether.engine._runner import Outcome, evaluate_branches, run_step
 from tether.engine._runtime import RunContext, TaskContext
 from tether.engine._spec import GraphSpec
-from tether.engine._status import TaskLog, collect_logs, encode_output
+from tether.engine._status import WITHDRAWN, TaskLog, collect_logs, encode_output
 from tether.engine._store import LEASE_SECONDS, ThreadState, new_checkpoint_id
 from tether.errors import (
     ConfigError,
     EmptyInputError,
     GraphRecursionError,
     InterruptError,
+    InvalidAnswerError,
     InvalidUpdateError,
     ThreadBusyError,
 )
@@ -142,6 +143,7 @@ class Run:
         self.values: dict[str, Any] = {}
         self.interrupts: tuple[Interrupt, ...] = ()
         self.buffer: list[WriteRow] = []
+        self.answered: dict[str, str] = {}
         self.state: ThreadState | None = None
         self.ctx = RunContext(
             self.thread_id,
@@ -328,6 +330,7 @@ class Run:
                 f"thread {self.thread_id!r} has {len(pending)} pending interrupts {ids}; "
                 "resume with Command(resume={interrupt_id: value, ...})"
             )
+        self.answered = {i: pending[i] for i in answers}
         rows = [self._row(pending[i], "resume", i, v) for i, v in answers.items()]
         assert self.saver is not None
         self.saver.put_writes(self.thread_id, rows, durable=self.durable)
@@ -415,6 +418,7 @@ class Run:
             if o.kind == "done" and o.output is not None:
                 yield "updates", {o.task.node: o.output.update}
         if failed:
+            self._withdraw_rejected(failed, logs)
             assert failed[0].error is not None
             raise failed[0].error
         pending = [i for t in tasks for i in logs.get(t.id, TaskLog()).pending_interrupts()]
@@ -439,6 +443,21 @@ class Run:
         else:
             self.buffer.clear()
         return True
+
+    def _withdraw_rejected(self, failed: list[Outcome], logs: dict[str, TaskLog]) -> None:
+        """A node that raised InvalidAnswerError refused the answers this resume gave it:
+        take them back so its interrupts are pending again."""
+        rows: list[WriteRow] = []
+        for o in failed:
+            if not isinstance(o.error, InvalidAnswerError):
+                continue
+            log = logs.get(o.task.id, TaskLog())
+            for iid, task_id in self.answered.items():
+                if task_id == o.task.id:
+                    log.resumes.pop(iid, None)
+                    rows.append(self._row(task_id, "resume", iid, WITHDRAWN))
+        if rows and self.saver is not None:
+            self.saver.put_writes(self.thread_id, rows, durable=self.durable)
 
     def _check_interrupt_ids(self, tasks: list[PlannedTask], logs: dict[str, TaskLog]) -> None:
         owner: dict[str, str] = {}

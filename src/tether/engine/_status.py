@@ -17,6 +17,9 @@ from tether.types import Interrupt, Send
 
 Status = Literal["done", "paused", "runnable"]
 
+WITHDRAWN = "\x00tether:withdrawn-answer"
+"""Stored over a resume row to take an answer back (the row is replaced, not deleted)."""
+
 
 @dataclass(slots=True)
 class TaskLog:
@@ -73,7 +76,9 @@ def collect_logs(serde: Serializer, rows: Iterable[WriteRow]) -> dict[str, TaskL
             if where:
                 log.positions[where] = row.key
         elif row.kind == "resume":
-            log.resumes[row.key] = serde.loads(row.payload)
+            answer = serde.loads(row.payload)
+            if answer != WITHDRAWN:
+                log.resumes[row.key] = answer
         elif row.kind == "error":
             log.error = str(serde.loads(row.payload))
     return logs

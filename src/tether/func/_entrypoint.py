@@ -104,4 +104,5 @@ class entrypoint:
             present=lambda values: values.get(RETURN),
             state_view=lambda values: values.get(PREVIOUS),
             prepare_input=prepare,
+            present_update=lambda update: update.get(RETURN) if isinstance(update, dict) else None,
         )

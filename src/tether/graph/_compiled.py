@@ -7,6 +7,7 @@ consumes the events of one ``Run``; the async pair steps the same loop on a work
 from __future__ import annotations
 
 import asyncio
+import copy
 from collections.abc import AsyncIterator, Callable, Generator, Iterator, Sequence
 from typing import Any
 
@@ -44,6 +45,7 @@ class CompiledGraph:
         present: Callable[[dict[str, Any]], Any] | None = None,
         state_view: Callable[[dict[str, Any]], Any] | None = None,
         prepare_input: Callable[[Any], Any] | None = None,
+        present_update: Callable[[Any], Any] | None = None,
     ) -> None:
         self.spec = spec
         self.checkpointer = checkpointer
@@ -51,6 +53,13 @@ class CompiledGraph:
         self._present = present
         self._state_view = state_view
         self._prepare_input = prepare_input
+        self._present_update = present_update
+
+    def with_checkpointer(self, checkpointer: Saver | None) -> CompiledGraph:
+        """The same graph bound to another saver (the CLI binds a user's graph to a DB)."""
+        clone = copy.copy(self)
+        clone.checkpointer = checkpointer
+        return clone
 
     # -- running ---------------------------------------------------------------------------
 
@@ -109,6 +118,8 @@ class CompiledGraph:
             elif kind in modes:
                 if kind == "values":
                     payload = self._output(run)
+                elif kind == "updates" and self._present_update is not None:
+                    payload = {k: self._present_update(v) for k, v in payload.items()}
                 yield shape(kind, payload)
 
     def stream(
