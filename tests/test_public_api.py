@@ -33,6 +33,7 @@ EXPECTED_ALL = [
     "TaskInfo",
     "TetherError",
     "ThreadBusyError",
+    "ThreadMetrics",
     "add_messages",
     "current_task",
     "default_retry_on",

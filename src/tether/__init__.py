@@ -4,6 +4,7 @@ Graphs that pause for humans, resume days later in another process, survive cras
 redoing finished work, and never repeat a recorded side effect.
 """
 
+from tether.engine._metrics import ThreadMetrics
 from tether.engine._runtime import TaskInfo, current_task, get_stream_writer, interrupt
 from tether.errors import (
     CheckpointError,
@@ -66,6 +67,7 @@ __all__ = [
     "TaskInfo",
     "TetherError",
     "ThreadBusyError",
+    "ThreadMetrics",
     "add_messages",
     "current_task",
     "default_retry_on",

@@ -372,3 +372,21 @@ def test_subprocess_entry_point(template: Path, tmp_path: Path) -> None:
         f"error: {tmp_path / 'none.db'}: no such database file"
     ]
     assert proc.stdout == ""
+
+
+def test_stats_shows_the_four_metrics_with_targets(db: str) -> None:
+    run("resume", db, "t1", "--graph", "cli_graphs:approval", "--value", "true")
+    out = run("stats", db, "t1").stdout
+    for text in (
+        "resume latency",
+        "checkpoint size",
+        "failure recovery",
+        "idempotency",
+        "< 5 s",
+        "< 10 MB",
+        "< 30 s",
+        "100 %",
+    ):
+        assert text in out, text
+    assert "1 resumes" in out
+    assert "error" in run("stats", db, "nope", code=1).stderr

@@ -15,7 +15,7 @@ from typing import Literal, Protocol, runtime_checkable
 
 from tether.serde import Serializer
 
-WriteKind = Literal["output", "journal", "interrupt", "resume", "error"]
+WriteKind = Literal["output", "journal", "interrupt", "resume", "error", "metrics"]
 
 HOSTNAME = socket.gethostname()
 

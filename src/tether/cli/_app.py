@@ -17,6 +17,7 @@ from tether.checkpoint._ops import export_lines, parse_lines, prune_thread, rena
 from tether.cli import _render
 from tether.cli._errors import EXIT_USAGE, CliError, reporting
 from tether.cli._open import load_graph, open_saver, require_thread
+from tether.engine._metrics import read_metrics
 from tether.engine._spec import reader_spec
 from tether.engine._update import get_state, get_state_history
 from tether.errors import TetherError
@@ -140,6 +141,15 @@ def history(
         else:
             snaps = get_state_history(reader_spec(), saver, _config(thread), limit=limit)
         out.print(_render.history_table(snaps))
+
+
+@app.command()
+def stats(db: DbArg, thread: ThreadArg) -> None:
+    """The thread's durability metrics beside the guide's targets."""
+    out = _render.stdout_console()
+    with reporting(), open_saver(db) as saver:
+        require_thread(saver, db, thread)
+        out.print(_render.stats_table(read_metrics(saver, thread)))
 
 
 def _parse_value(text: str) -> Any:

@@ -16,6 +16,13 @@ from rich.pretty import Pretty
 from rich.table import Table
 from rich.text import Text
 
+from tether.engine._metrics import (
+    TARGET_CHECKPOINT_BYTES,
+    TARGET_IDEMPOTENCY,
+    TARGET_RECOVERY_SECONDS,
+    TARGET_RESUME_SECONDS,
+    ThreadMetrics,
+)
 from tether.types import Interrupt, StateSnapshot
 
 MAX_STRING = 120
@@ -167,3 +174,59 @@ def snapshot_view(snap: StateSnapshot, *, full: bool) -> RenderableType:
         values_view(snap.values, full=full),
         pending_view(snap, full=full),
     )
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value * 1000:.1f} ms" if value < 1 else f"{value:.2f} s"
+
+
+def _bytes(value: float) -> str:
+    for unit in ("B", "KB", "MB"):
+        if value < 1024 or unit == "MB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} MB"
+
+
+def stats_table(m: ThreadMetrics) -> Table:
+    """The four metrics of the guide, each with its target and whether it is met."""
+    table = Table(title=f"thread {m.thread_id}: {m.runs} runs, {m.checkpoints} checkpoints")
+    for col in ("metric", "measured", "target", "ok"):
+        table.add_column(col)
+
+    def ok(flag: bool | None) -> str:
+        return "-" if flag is None else ("[green]yes[/]" if flag else "[red]no[/]")
+
+    resume = m.resume_latency_max
+    table.add_row(
+        "resume latency (last / max)",
+        f"{_seconds(m.resume_latency_last)} / {_seconds(resume)}  ({m.resumes} resumes)",
+        f"< {TARGET_RESUME_SECONDS:.0f} s",
+        ok(None if resume is None else resume < TARGET_RESUME_SECONDS),
+    )
+    table.add_row(
+        "checkpoint size (largest / mean / total)",
+        f"{_bytes(m.checkpoint_bytes_largest)} / {_bytes(m.checkpoint_bytes_mean)} / "
+        f"{_bytes(m.checkpoint_bytes_total)}",
+        f"< {TARGET_CHECKPOINT_BYTES // (1024 * 1024)} MB",
+        ok(m.checkpoint_bytes_largest < TARGET_CHECKPOINT_BYTES if m.checkpoints else None),
+    )
+    recovery = m.recovery_seconds_max
+    table.add_row(
+        "failure recovery (last / max)",
+        f"{_seconds(m.recovery_seconds_last)} / {_seconds(recovery)}  ({m.recoveries} "
+        f"recoveries; {m.recovery_tasks_rerun} in-flight tasks redone, "
+        f"{m.recovery_tasks_reused} finished reused)",
+        f"< {TARGET_RECOVERY_SECONDS:.0f} s",
+        ok(None if recovery is None else recovery < TARGET_RECOVERY_SECONDS),
+    )
+    table.add_row(
+        "idempotency",
+        f"{m.idempotency * 100:.1f} %  ({m.tasks_executed} task calls executed, "
+        f"{m.tasks_replayed} replayed from the journal, {m.divergences} divergences)",
+        f"{TARGET_IDEMPOTENCY * 100:.0f} %",
+        ok(m.idempotency >= TARGET_IDEMPOTENCY),
+    )
+    return table

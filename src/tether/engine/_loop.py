@@ -15,6 +15,8 @@ from collections.abc import Generator, Iterator
 from typing import Any
 
 from tether.checkpoint._base import Head, Owner, Saver, WriteRow
+from tether.engine._metrics import METRICS_TASK, RunMetrics
+from tether.engine._otel import record_run
 from tether.engine._planner import (
     PlannedTask,
     TaskOutput,
@@ -37,6 +39,7 @@ from tether.errors import (
     InterruptError,
     InvalidAnswerError,
     InvalidUpdateError,
+    TetherError,
     ThreadBusyError,
 )
 from tether.types import START, Command, Durability, Interrupt
@@ -144,6 +147,7 @@ class Run:
         self.interrupts: tuple[Interrupt, ...] = ()
         self.buffer: list[WriteRow] = []
         self.answered: dict[str, str] = {}
+        self.metrics = RunMetrics(self.run_id)
         self.state: ThreadState | None = None
         self.ctx = RunContext(
             self.thread_id,
@@ -152,6 +156,7 @@ class Run:
             self._record,
             self._emit_custom if custom else None,
             loop,
+            on_node_start=self.metrics.node_started,
         )
 
     # -- storage helpers -------------------------------------------------------------------
@@ -177,14 +182,42 @@ class Run:
         return WriteRow(task_id, kind, key, self.saver.serde.dumps(value))
 
     def _commit(
-        self, state: ThreadState, source: str, writes: list[WriteRow] | None = None
+        self,
+        state: ThreadState,
+        source: str,
+        writes: list[WriteRow] | None = None,
+        *,
+        last: bool = False,
     ) -> None:
+        def metrics_row(nbytes: int) -> list[WriteRow]:
+            self.metrics.committed(nbytes)
+            return [self._metrics_row()] if last else []
+
         state.commit(
             source=source,
             owner=self.owner,
             durable=self.durable,
             writes=writes,
+            extra_writes=metrics_row,
         )
+
+    def _metrics_row(self) -> WriteRow:
+        """The run's metrics, stored with the run's last write (see engine/_metrics.py)."""
+        self.metrics.written = True
+        with self.ctx.lock:
+            counters = dict(self.ctx.metrics)
+        payload = self.metrics.payload(counters)
+        record_run(self.thread_id, payload)
+        return self._row(METRICS_TASK, "metrics", self.run_id, payload)
+
+    def _write_metrics(self) -> None:
+        """For runs whose last write was not a commit (a pause, a failure)."""
+        if self.saver is None or self.metrics.written:
+            return
+        try:
+            self.saver.put_writes(self.thread_id, [self._metrics_row()], durable=False)
+        except TetherError:
+            pass  # metrics never hide the run's own outcome
 
     def _flush(self, state: ThreadState) -> None:
         """Exit mode: store the state (if it moved) and the pending step's records."""
@@ -196,7 +229,7 @@ class Run:
         if state.checkpoint_id != state.committed_id or state.dirty:
             if state.checkpoint_id == state.committed_id:
                 state.checkpoint_id = new_checkpoint_id()
-            self._commit(state, "loop", rows)
+            self._commit(state, "loop", rows, last=self.metrics.outcome != "running")
         elif rows:
             self.saver.put_writes(self.thread_id, rows, durable=self.durable)
 
@@ -212,7 +245,11 @@ class Run:
             target = checkpoint_id_of(self.config)
             state = ThreadState.load(self.spec, saver, self.thread_id, head, target)
             yield from self._run(state)
+        except BaseException:
+            self.metrics.outcome = "failed"
+            raise
         finally:
+            self._write_metrics()
             saver.release(self.thread_id, self.owner)
 
     def _run(self, state: ThreadState) -> Iterator[tuple[str, Any]]:
@@ -233,6 +270,7 @@ class Run:
                 )
             logs = self._load_logs(state)
             self._apply_resume(state, inp.resume, logs)
+            self.metrics.kind = "resume"
         elif inp is None:
             if not state.exists:
                 raise EmptyInputError(
@@ -243,6 +281,13 @@ class Run:
                 self._fork(state)
             else:
                 logs = self._load_logs(state)
+                statuses = [logs.get(t.id, TaskLog()).status for t in state.tasks]
+                if "runnable" in statuses:
+                    self.metrics.kind = "recovery"
+                    self.metrics.tasks_rerun = statuses.count("runnable")
+                    self.metrics.tasks_reused = statuses.count("done")
+                else:
+                    self.metrics.kind = "continue"
         else:
             self._start(state, inp)
         self.values = state.output_values()
@@ -424,6 +469,7 @@ class Run:
         pending = [i for t in tasks for i in logs.get(t.id, TaskLog()).pending_interrupts()]
         if pending:
             self.interrupts = tuple(pending)
+            self.metrics.outcome = "paused"
             self._flush(state)
             yield "interrupts", self.interrupts
             return False
@@ -438,8 +484,10 @@ class Run:
         cid = new_checkpoint_id()
         state.joins = joins
         state.plan(assign_ids(self.thread_id, cid, triggers), cid)
+        if not triggers:
+            self.metrics.outcome = "done"
         if self.durability != "exit":
-            self._commit(state, "loop")
+            self._commit(state, "loop", last=not triggers)
         else:
             self.buffer.clear()
         return True

@@ -158,6 +158,8 @@ def run_task(
     log: TaskLog,
 ) -> Outcome:
     """Run one task with its retry policy; never raises for the node's own errors."""
+    if run.on_node_start is not None:
+        run.on_node_start()
     node = spec.nodes[task.node]
     node_input = task.arg if task.is_send else spec.schema.to_input(values)
     args = (node_input, run.config) if node.takes_config else (node_input,)

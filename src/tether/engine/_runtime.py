@@ -42,6 +42,7 @@ class RunContext:
     stream: Callable[[Any], None] | None
     loop: Any = None
     step: int = 0
+    on_node_start: Callable[[], None] | None = None
     metrics: dict[str, int] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 

@@ -11,6 +11,7 @@ import operator
 import os
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -248,6 +249,7 @@ class ThreadState:
         owner: Owner | None,
         durable: bool,
         writes: list[WriteRow] | None = None,
+        extra_writes: Callable[[int], list[WriteRow]] | None = None,
     ) -> None:
         """Store the checkpoint ``checkpoint_id`` with the changed values, moving the head."""
         saver = self.saver
@@ -264,6 +266,10 @@ class ThreadState:
         for vrow in values:
             self.versions[vrow.channel] = version
         body = self.encode_body(source)
+        nbytes = len(body) + sum(len(v.payload) for v in values)
+        all_writes = list(writes or [])
+        if extra_writes is not None:
+            all_writes += extra_writes(nbytes)
         now = time.time()
         row = CheckpointRow(
             self.thread_id,
@@ -280,7 +286,7 @@ class ThreadState:
                 expected_version=expected,
                 checkpoint=row,
                 values=values,
-                writes=writes or [],
+                writes=all_writes,
                 owner=owner,
                 lease_seconds=LEASE_SECONDS,
                 durable=durable,
@@ -288,7 +294,7 @@ class ThreadState:
         except BaseException:
             self.chains = chains_before
             raise
-        self.bytes_written = len(body) + sum(len(v.payload) for v in values)
+        self.bytes_written = nbytes
         self.head = Head(self.checkpoint_id, version)
         self.parent_id = self.committed_id
         self.committed_id = self.checkpoint_id

@@ -89,6 +89,7 @@ class TaskFunction(Generic[P, T]):
         if recorded is not None:
             name, stored_hash, result = recorded
             if name != self.name or stored_hash != arg_hash:
+                ctx.run.count("divergences")
                 what = "another task" if name != self.name else "other arguments"
                 raise NondeterminismError(
                     f"node {ctx.task.node!r}, task call #{key}: the journal recorded "

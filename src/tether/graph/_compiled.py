@@ -13,7 +13,8 @@ from typing import Any
 
 from tether.checkpoint._base import Saver
 from tether.engine import _update
-from tether.engine._loop import Run
+from tether.engine._loop import Run, thread_id_of
+from tether.engine._metrics import ThreadMetrics, read_metrics
 from tether.engine._spec import GraphSpec
 from tether.errors import ConfigError
 from tether.types import INTERRUPT_KEY, Durability, RunResult, StateSnapshot
@@ -227,6 +228,16 @@ class CompiledGraph:
             self.spec, self.checkpointer, config, limit=limit, before=before, filter=filter
         )
         return iter([self._view(s) for s in snaps])
+
+    def get_metrics(self, config: dict[str, Any]) -> ThreadMetrics:
+        """The thread's durability metrics: resume latency, checkpoint sizes, failure
+        recovery and idempotency (see ``ThreadMetrics``)."""
+        saver = self.checkpointer
+        if saver is None:
+            raise ConfigError("get_metrics needs a checkpointer: compile(checkpointer=...)")
+        thread_id = thread_id_of(config, required=True)
+        assert thread_id is not None
+        return read_metrics(saver, thread_id)
 
     def update_state(
         self, config: dict[str, Any], values: Any, as_node: str | None = None
