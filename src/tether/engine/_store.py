@@ -23,12 +23,21 @@ from tether.errors import CheckpointError, SerializationError
 from tether.graph._messages import add_messages
 
 SNAPSHOT_RATIO = 8
-"""A reducer channel snapshots when its deltas since the last snapshot exceed this many times
-the snapshot's size: snapshots grow geometrically (x5), so all of them add up to at most
-1.25x the final value, and a read costs one snapshot plus deltas: O(size of the value)."""
+"""A reducer channel snapshots when its deltas since the last snapshot outweigh the snapshot
+(at least SNAPSHOT_FLOOR bytes) this many times over. Snapshots then grow geometrically
+(x9), so together they cost at most 1/8 more than the final value, and a read costs one
+snapshot plus deltas: O(size of the value), whatever the number of steps."""
+
+SNAPSHOT_FLOOR = 256
+
+SMALL_SNAPSHOT = 1024
+SMALL_CHAIN = 64
+"""A small value (a counter, a short list) snapshots every SMALL_CHAIN deltas: cheap, and it
+keeps reads of such channels to a bounded number of rows."""
 
 MAX_CHAIN = 1024
-"""A reducer channel also snapshots after this many deltas, bounding the folds per read."""
+"""Any reducer channel snapshots after this many deltas."""
+
 
 LEASE_SECONDS = 300.0
 
@@ -77,6 +86,16 @@ class ChainStat:
     snapshot_bytes: int
     delta_bytes: int
     deltas: int
+
+
+def needs_snapshot(stat: ChainStat, delta_bytes: int) -> bool:
+    """The snapshot policy, in one place (see the constants above)."""
+    grown = stat.delta_bytes + delta_bytes
+    if grown > SNAPSHOT_RATIO * max(stat.snapshot_bytes, SNAPSHOT_FLOOR):
+        return True
+    if stat.deltas >= MAX_CHAIN:
+        return True
+    return stat.deltas >= SMALL_CHAIN and stat.snapshot_bytes <= SMALL_SNAPSHOT
 
 
 @dataclass(slots=True)
@@ -208,13 +227,14 @@ class ThreadState:
             stat = self.chains.get(key)
             if channel.reducer is not None and stat is not None and key in self.pending:
                 delta = self._encode(key, [reducer_code(channel), self.pending[key]])
-                grown = stat.delta_bytes + len(delta)
-                if grown <= SNAPSHOT_RATIO * max(stat.snapshot_bytes, 256) and (
-                    stat.deltas < MAX_CHAIN
-                ):
+                if not needs_snapshot(stat, len(delta)):
                     rows.append(ValueRow(key, version, stat.last, stat.base, delta))
                     self.chains[key] = ChainStat(
-                        stat.base, version, stat.snapshot_bytes, grown, stat.deltas + 1
+                        stat.base,
+                        version,
+                        stat.snapshot_bytes,
+                        stat.delta_bytes + len(delta),
+                        stat.deltas + 1,
                     )
                     continue
             payload = self._encode(key, self.values[key])
