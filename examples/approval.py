@@ -187,6 +187,11 @@ def _parse_answer(text: str) -> tuple[str, bool]:
     return iid, word.lower() in ("yes", "true")
 
 
+graph = build(None)
+"""The approval graph without a saver, for `tether resume DB THREAD --graph examples.approval:graph`
+(the CLI binds it to the DB's saver)."""
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m examples.approval")
     parser.add_argument("command", choices=["start", "resume", "history"])

@@ -340,7 +340,7 @@ class SqliteSaver(ThreadOps):
 
     def claim(self, thread_id: str, owner: Owner, lease_seconds: float) -> Head | None:
         now = time.time()
-        with self._tx(thread_id, "IMMEDIATE") as conn:
+        with self._tx(thread_id, "IMMEDIATE", False) as conn:  # a lease needs no fsync
             row = conn.execute(HEAD_SQL, (thread_id,)).fetchone()
             lease = lease_of(row)
             if lease_blocks(lease, owner, now):
@@ -355,7 +355,7 @@ class SqliteSaver(ThreadOps):
             return head_of(row)
 
     def release(self, thread_id: str, owner: Owner) -> None:
-        with self._tx(thread_id, "IMMEDIATE") as conn:
+        with self._tx(thread_id, "IMMEDIATE", False) as conn:
             conn.execute(
                 "UPDATE heads SET lease_run = NULL, lease_host = NULL, lease_pid = NULL, "
                 "lease_expires = NULL WHERE thread_id = ? AND lease_run = ?",
