@@ -10,7 +10,6 @@ import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from types import TracebackType
 
 from tether.checkpoint._base import (
     CheckpointRow,
@@ -22,7 +21,7 @@ from tether.checkpoint._base import (
     WriteRow,
 )
 from tether.checkpoint._chains import walk_chain
-from tether.checkpoint._ops import ThreadOps
+from tether.checkpoint._ops import SaverBase
 from tether.errors import CheckpointError, ThreadBusyError
 from tether.serde import Serializer, default_serializer
 
@@ -58,7 +57,7 @@ def busy_message(thread_id: str, lease: Lease | None) -> str:
     )
 
 
-class InMemorySaver(ThreadOps):
+class InMemorySaver(SaverBase):
     """A Saver that lives in this process only. Good for tests and notebooks."""
 
     blocking = False
@@ -67,17 +66,6 @@ class InMemorySaver(ThreadOps):
         self.serde: Serializer = serde if serde is not None else default_serializer()
         self._lock = threading.Lock()
         self._threads: dict[str, _Thread] = {}
-
-    def __enter__(self) -> InMemorySaver:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def close(self) -> None:
         pass

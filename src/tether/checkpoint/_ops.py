@@ -1,6 +1,6 @@
 """Thread maintenance shared by every saver: prune, export and import.
 
-Built on the protocol's primitives only, so a backend gets them by inheriting ``ThreadOps``.
+Built on the protocol's primitives only, so a backend gets them by inheriting ``SaverBase``.
 Pruning keeps every value row that a kept checkpoint's delta chains reach back to.
 """
 
@@ -10,7 +10,8 @@ import base64
 import json
 from collections.abc import Iterable
 from dataclasses import replace
-from typing import IO
+from types import TracebackType
+from typing import IO, Self
 
 from tether.checkpoint._base import (
     CheckpointRow,
@@ -191,8 +192,20 @@ def renamed(saver: Saver, dump: ThreadDump) -> ThreadDump:
     return replace(dump, checkpoints=rows)
 
 
-class ThreadOps:
-    """prune / export / import for any class that implements the Saver protocol."""
+class SaverBase:
+    """What every saver shares on top of the protocol: ``with`` support (closing on exit),
+    and prune / export / import built on the protocol's primitives."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()  # type: ignore[attr-defined]
 
     def prune(self, thread_id: str, *, keep_last: int) -> int:
         """Keep the newest ``keep_last`` checkpoints (and every value they need)."""

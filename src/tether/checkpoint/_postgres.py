@@ -10,7 +10,6 @@ import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from types import TracebackType
 from typing import Any, cast
 
 import psycopg
@@ -26,7 +25,7 @@ from tether.checkpoint._base import (
 )
 from tether.checkpoint._chains import chain_from_rows
 from tether.checkpoint._memory import busy_message, lease_blocks
-from tether.checkpoint._ops import ThreadOps
+from tether.checkpoint._ops import SaverBase
 from tether.checkpoint._postgres_schema import migrate, quote_schema
 from tether.checkpoint._postgres_sql import (
     _CP_COLS,
@@ -50,7 +49,7 @@ from tether.serde import Serializer
 Conn = psycopg.Connection[Any]
 
 
-class PostgresSaver(ThreadOps):
+class PostgresSaver(SaverBase):
     """A Saver on PostgreSQL. ``with PostgresSaver("postgresql://...") as saver: ...``
 
     Tables live in ``schema`` (created and migrated on open). Every method takes its own
@@ -127,17 +126,6 @@ class PostgresSaver(ThreadOps):
 
     def _migrate(self, conn: Conn) -> None:
         migrate(conn, self._schema)
-
-    def __enter__(self) -> PostgresSaver:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def close(self) -> None:
         if self._closed:

@@ -10,7 +10,6 @@ import math
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from types import TracebackType
 from typing import Any, cast
 
 import msgpack
@@ -30,7 +29,7 @@ from tether.checkpoint._base import (
 )
 from tether.checkpoint._chains import walk_chain
 from tether.checkpoint._memory import busy_message, lease_blocks
-from tether.checkpoint._ops import ThreadOps
+from tether.checkpoint._ops import SaverBase
 from tether.errors import CheckpointError, ThreadBusyError
 from tether.serde import Serializer
 
@@ -83,7 +82,7 @@ def _lease_of(reply: Sequence[bytes]) -> Lease | None:
     return Lease(owner, float(reply[5]))
 
 
-class RedisSaver(ThreadOps):
+class RedisSaver(SaverBase):
     """A Saver on Redis 7. ``with RedisSaver("redis://localhost:6379/0") as saver: ...``
 
     Keys, for prefix ``p`` and thread ``t``: ``p:t:head`` (hash: checkpoint id, version,
@@ -157,17 +156,6 @@ class RedisSaver(ThreadOps):
             )
         }
         self._call("connecting", None, client.ping)
-
-    def __enter__(self) -> RedisSaver:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def close(self) -> None:
         if self._closed:

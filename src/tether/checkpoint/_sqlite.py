@@ -12,7 +12,6 @@ import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from types import TracebackType
 from typing import Any
 
 from tether.checkpoint._base import (
@@ -25,7 +24,7 @@ from tether.checkpoint._base import (
 )
 from tether.checkpoint._chains import chain_from_rows
 from tether.checkpoint._memory import busy_message, lease_blocks
-from tether.checkpoint._ops import ThreadOps
+from tether.checkpoint._ops import SaverBase
 from tether.checkpoint._sqlite_rows import (
     CHECKPOINT_COLS,
     HEAD_SQL,
@@ -50,7 +49,7 @@ def _chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
         yield items[i : i + _CHUNK]
 
 
-class SqliteSaver(ThreadOps):
+class SqliteSaver(SaverBase):
     """A Saver on a SQLite file. ``with SqliteSaver("agent.db") as saver: ...``
 
     One connection per saver, guarded by a lock: threads of a process take turns (no
@@ -112,17 +111,6 @@ class SqliteSaver(ThreadOps):
             conn.close()
             raise
         return conn
-
-    def __enter__(self) -> SqliteSaver:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def close(self) -> None:
         with self._lock:

@@ -27,6 +27,7 @@ from tether.engine._planner import (
     normalize_output,
     plan_next,
 )
+from tether.engine._resume import match_answers
 from tether.engine._runner import Outcome, evaluate_branches, run_step
 from tether.engine._runtime import RunContext, TaskContext
 from tether.engine._spec import GraphSpec
@@ -82,29 +83,6 @@ def claim_thread(
                 raise
         time.sleep(delay)
         delay = min(delay * 2, 0.25)
-
-
-def looks_derived(interrupt_id: str) -> bool:
-    """Interrupt ids tether derives are 32 lowercase hex digits."""
-    return len(interrupt_id) == 32 and all(c in "0123456789abcdef" for c in interrupt_id)
-
-
-def is_id_map(resume: Any, pending: dict[str, str], answered: set[str]) -> bool:
-    """Whether ``Command(resume=<dict>)`` maps interrupt ids to answers, or is itself the
-    answer to the one pending interrupt.
-
-    It is a map when any key is an interrupt id of the pending step (pending or answered),
-    or has the shape of a derived id, or when a pending interrupt has an explicit id (ids
-    chosen by hand mean answers are given by id). To answer such an interrupt with a dict,
-    wrap it: ``Command(resume={interrupt_id: {...}})``.
-    """
-    if not isinstance(resume, dict) or not resume:
-        return False
-    if not all(isinstance(k, str) for k in resume):
-        return False
-    if any(k in pending or k in answered or looks_derived(k) for k in resume):
-        return True
-    return any(not looks_derived(i) for i in pending)
 
 
 class Run:
@@ -346,35 +324,7 @@ class Run:
                 f"thread {self.thread_id!r} does not exist, so there is nothing to resume; "
                 "start it with an input first"
             )
-        pending: dict[str, str] = {}
-        answered: set[str] = set()
-        for t in state.tasks:
-            log = logs.get(t.id, TaskLog())
-            answered.update(log.resumes)
-            for intr in log.pending_interrupts():
-                pending[intr.id] = t.id
-        ids = sorted(pending)
-        if not pending:
-            raise InterruptError(
-                f"thread {self.thread_id!r} has no pending interrupt; nothing to resume "
-                f"(next nodes: {[t.node for t in state.tasks]})"
-            )
-        if is_id_map(resume, pending, answered):
-            unknown = [k for k in resume if k not in pending]
-            if unknown:
-                why = "already answered" if unknown[0] in answered else "not asked yet, or unknown"
-                raise InterruptError(
-                    f"thread {self.thread_id!r}: interrupt id {unknown[0]!r} is not pending "
-                    f"({why}); pending ids: {ids}. Nothing was resumed."
-                )
-            answers = dict(resume)
-        elif len(pending) == 1:
-            answers = {ids[0]: resume}
-        else:
-            raise InterruptError(
-                f"thread {self.thread_id!r} has {len(pending)} pending interrupts {ids}; "
-                "resume with Command(resume={interrupt_id: value, ...})"
-            )
+        answers, pending = match_answers(self.thread_id, state.tasks, logs, resume)
         self.answered = {i: pending[i] for i in answers}
         rows = [self._row(pending[i], "resume", i, v) for i, v in answers.items()]
         assert self.saver is not None

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from tether._messages import add_messages
 from tether.checkpoint._body import derive_task_id
 from tether.engine._spec import Branch, Channel, GraphSpec
 from tether.errors import InvalidUpdateError
@@ -184,6 +185,13 @@ def fold_many(channel: Channel, current: Any, writes: Iterable[Any]) -> Any:
     writes = list(writes)
     if not writes:
         return current
+    if channel.reducer is add_messages:
+        # add_messages over the concatenated writes equals folding them one by one (a later
+        # message with a known id replaces it in place either way), in one pass.
+        merged: list[Any] = []
+        for w in writes:
+            merged.extend(w if isinstance(w, list | tuple) else [w])
+        return add_messages([] if current is MISSING else current, merged)
     if channel.reducer is operator.add and all(isinstance(w, list) for w in writes):
         base = [] if current is MISSING else current
         if isinstance(base, list):

@@ -15,12 +15,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from tether._messages import add_messages
 from tether.checkpoint._base import CheckpointRow, Head, Owner, Saver, ValueRow, WriteRow
 from tether.checkpoint._body import Body, TaskRecord, decode_body, encode_body, is_inline
 from tether.engine._planner import MISSING, PlannedTask, fold_many
 from tether.engine._spec import Channel, GraphSpec
 from tether.errors import CheckpointError, SerializationError
-from tether.graph._messages import add_messages
 
 SNAPSHOT_RATIO = 8
 """A reducer channel snapshots when its deltas since the last snapshot outweigh the snapshot
@@ -36,7 +36,9 @@ SMALL_CHAIN = 64
 keeps reads of such channels to a bounded number of rows."""
 
 MAX_CHAIN = 1024
-"""Any reducer channel snapshots after this many deltas."""
+"""A custom reducer channel also snapshots after this many deltas, bounding the reducer
+calls per read. The built-in list reducers fold any number of deltas in one pass, so they
+are not capped: a cap would make storage grow with the square of the length."""
 
 
 LEASE_SECONDS = 300.0
@@ -88,12 +90,12 @@ class ChainStat:
     deltas: int
 
 
-def needs_snapshot(stat: ChainStat, delta_bytes: int) -> bool:
+def needs_snapshot(stat: ChainStat, delta_bytes: int, *, one_pass_fold: bool = True) -> bool:
     """The snapshot policy, in one place (see the constants above)."""
     grown = stat.delta_bytes + delta_bytes
     if grown > SNAPSHOT_RATIO * max(stat.snapshot_bytes, SNAPSHOT_FLOOR):
         return True
-    if stat.deltas >= MAX_CHAIN:
+    if not one_pass_fold and stat.deltas >= MAX_CHAIN:
         return True
     return stat.deltas >= SMALL_CHAIN and stat.snapshot_bytes <= SMALL_SNAPSHOT
 
@@ -227,7 +229,8 @@ class ThreadState:
             stat = self.chains.get(key)
             if channel.reducer is not None and stat is not None and key in self.pending:
                 delta = self._encode(key, [reducer_code(channel), self.pending[key]])
-                if not needs_snapshot(stat, len(delta)):
+                one_pass = reducer_code(channel) != 0
+                if not needs_snapshot(stat, len(delta), one_pass_fold=one_pass):
                     rows.append(ValueRow(key, version, stat.last, stat.base, delta))
                     self.chains[key] = ChainStat(
                         stat.base,
