@@ -18,6 +18,7 @@ from tether import (
     Command,
     ConfigError,
     EmptyInputError,
+    InterruptError,
     InvalidUpdateError,
     RetryPolicy,
     StateGraph,
@@ -643,3 +644,59 @@ def test_storage_of_long_append_loop_is_linear() -> None:
     raw = steps * size
     assert stored < 3 * raw, f"stored {stored} bytes for {raw} raw bytes"
     assert len(dump.checkpoints) >= steps  # every step was checkpointed
+
+
+class _Opaque:
+    """A type no serializer knows."""
+
+
+def test_unstorable_values_are_named_before_anything_is_written() -> None:
+    from tether import SerializationError
+
+    class P(TypedDict, total=False):
+        items: Annotated[list[Any], operator.add]
+
+    def good(state: P) -> dict[str, Any]:
+        return {"items": [1]}
+
+    def bad(state: P) -> dict[str, Any]:
+        return {"items": [_Opaque()]}
+
+    g = StateGraph(P)
+    g.add_node("good", good)
+    g.add_node("bad", bad)
+    g.add_edge(START, "good")
+    g.add_edge(START, "bad")
+    saver = InMemorySaver()
+    app = g.compile(checkpointer=saver)
+    cfg = {"configurable": {"thread_id": "opaque"}}
+    with pytest.raises(SerializationError, match="node 'bad'") as info:
+        app.invoke({"items": []}, cfg)
+    assert "_Opaque" in str(info.value)
+    assert app.get_state(cfg).values == {"items": []}
+
+    def ask(state: P) -> dict[str, Any]:
+        interrupt(_Opaque(), id="odd")
+        return {}
+
+    g2 = StateGraph(P)
+    g2.add_node("ask", ask)
+    g2.add_edge(START, "ask")
+    app2 = g2.compile(checkpointer=InMemorySaver())
+    with pytest.raises(SerializationError, match="interrupt 'odd' in node 'ask'"):
+        app2.invoke({"items": []}, {"configurable": {"thread_id": "o2"}})
+
+
+def test_resume_and_continue_need_a_checkpointer() -> None:
+
+    class P(TypedDict, total=False):
+        x: int
+
+    g = StateGraph(P)
+    g.add_node("a", lambda s: {"x": 1})
+    g.add_edge(START, "a")
+    app = g.compile()
+    with pytest.raises(InterruptError, match="no checkpointer"):
+        app.invoke(Command(resume=True))
+    with pytest.raises(EmptyInputError, match="no checkpointer"):
+        app.invoke(None)

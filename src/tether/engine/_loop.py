@@ -40,6 +40,7 @@ from tether.errors import (
     InterruptError,
     InvalidAnswerError,
     InvalidUpdateError,
+    SerializationError,
     TetherError,
     ThreadBusyError,
 )
@@ -155,9 +156,20 @@ class Run:
         assert self.events_q is not None
         self.events_q.put(("custom", chunk))
 
-    def _row(self, task_id: str, kind: Any, key: str, value: Any) -> WriteRow:
-        assert self.saver is not None
-        return WriteRow(task_id, kind, key, self.saver.serde.dumps(value))
+    def _row(self, task_id: str, kind: Any, key: str, value: Any, what: str = "") -> WriteRow:
+        saver = self.saver
+        assert saver is not None
+        payload = self._encode(what or f"a {kind} record", lambda: saver.serde.dumps(value))
+        return WriteRow(task_id, kind, key, payload)
+
+    def _encode(self, what: str, encode: Any) -> bytes:
+        """Encode for storage; a value tether cannot store is named before anything is
+        written."""
+        try:
+            data: bytes = encode()
+        except SerializationError as exc:
+            raise SerializationError(f"thread {self.thread_id!r}, {what}: {exc}") from exc
+        return data
 
     def _commit(
         self,
@@ -235,6 +247,13 @@ class Run:
         inp = self.input
         at_head = state.head is None or state.checkpoint_id == state.head.checkpoint_id
         logs: dict[str, TaskLog] = {}
+        if self.saver is None and (inp is None or (isinstance(inp, Command) and inp.has_resume)):
+            what = "invoke(None, ...)" if inp is None else "Command(resume=...)"
+            error = EmptyInputError if inp is None else InterruptError
+            raise error(
+                f"{what} continues a saved thread, and this graph has no checkpointer: "
+                "compile it with compile(checkpointer=...) and pass a thread_id"
+            )
         if isinstance(inp, Command) and inp.has_resume:
             if not at_head:
                 raise InterruptError(
@@ -374,16 +393,11 @@ class Run:
             outcomes.append(outcome)
             if outcome.kind == "done" and several and self.saver is not None:
                 assert outcome.output is not None
-                self._record(
-                    [
-                        WriteRow(
-                            outcome.task.id,
-                            "output",
-                            "",
-                            encode_output(self.saver.serde, outcome.output),
-                        )
-                    ]
+                payload = self._encode(
+                    f"the writes of node {outcome.task.node!r}",
+                    lambda o=outcome.output: encode_output(self.saver.serde, o),  # type: ignore[union-attr]
                 )
+                self._record([WriteRow(outcome.task.id, "output", "", payload)])
         order = {t.id: i for i, t in enumerate(tasks)}
         outcomes.sort(key=lambda o: order[o.task.id])
         for o in outcomes:
@@ -400,7 +414,13 @@ class Run:
         paused = [o for o in outcomes if o.kind == "paused"]
         if self.saver is not None and (paused or failed):
             rows = [
-                self._row(o.task.id, "interrupt", o.interrupt.id, [o.interrupt.value, o.where])
+                self._row(
+                    o.task.id,
+                    "interrupt",
+                    o.interrupt.id,
+                    [o.interrupt.value, o.where],
+                    f"the value of interrupt {o.interrupt.id!r} in node {o.task.node!r}",
+                )
                 for o in paused
                 if o.interrupt is not None
             ]
