@@ -79,12 +79,17 @@ def _iso(ts: float | None) -> str | None:
     return datetime.datetime.fromtimestamp(ts, tz=datetime.UTC).isoformat()
 
 
-def snapshot(state: ThreadState, saver: Saver) -> StateSnapshot:
-    """A StateSnapshot of a loaded thread state, with its pending tasks' interrupts."""
+def snapshot(
+    state: ThreadState, saver: Saver, logs: dict[str, TaskLog] | None = None
+) -> StateSnapshot:
+    """A StateSnapshot of a loaded thread state, with its pending tasks' interrupts
+    (``logs``: the task logs, when the caller fetched them already)."""
     thread_id = state.thread_id
     if not state.exists:
         return StateSnapshot({}, (), {"configurable": {"thread_id": thread_id}}, {}, None, None)
-    logs = collect_logs(saver.serde, saver.get_writes(thread_id, [t.id for t in state.tasks]))
+    if logs is None:
+        rows = saver.get_writes(thread_id, [t.id for t in state.tasks])
+        logs = collect_logs(saver.serde, rows)
     tasks: list[StateTask] = []
     interrupts: list[Interrupt] = []
     for t in state.tasks:
@@ -152,13 +157,16 @@ def get_state_history(
         if row is None:
             raise ConfigError(f"before= names checkpoint {bid!r}, which thread {thread_id!r} lacks")
         before_version = row.version
-    out: list[StateSnapshot] = []
+    states: list[ThreadState] = []
     for row in saver.list_checkpoints(thread_id, before_version=before_version):
         state = ThreadState(spec, saver, thread_id)
         state.apply_row(row)
         if filter and any(state.metadata.get(k) != v for k, v in filter.items()):
             continue
-        out.append(snapshot(state, saver))
-        if limit is not None and len(out) >= limit:
+        states.append(state)
+        if limit is not None and len(states) >= limit:
             break
-    return out
+    # one read of the task logs for the whole page, not one per checkpoint
+    task_ids = [t.id for s in states for t in s.tasks]
+    logs = collect_logs(saver.serde, saver.get_writes(thread_id, task_ids)) if task_ids else {}
+    return [snapshot(s, saver, logs) for s in states]
