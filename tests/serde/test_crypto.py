@@ -103,7 +103,7 @@ def test_plaintext_through_encrypted_serializer(inner: MsgpackSerializer) -> Non
 
 def test_encrypted_through_plain_serializer(inner: MsgpackSerializer) -> None:
     record = EncryptedSerializer(inner, {"prod-2024": K1}, "prod-2024").dumps(VALUE)
-    with pytest.raises(SerializationError, match=r"encrypted.*'prod-2024'"):
+    with pytest.raises(EncryptionError, match=r"encrypted.*'prod-2024'"):
         inner.loads(record)
 
 

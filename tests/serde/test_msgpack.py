@@ -20,7 +20,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tether.errors import SerializationError
+from tether.errors import EncryptionError, SerializationError
 from tether.serde import (
     EncryptedSerializer,
     MsgpackSerializer,
@@ -629,7 +629,7 @@ def test_not_bytes(ser: MsgpackSerializer) -> None:
 
 def test_encrypted_record_through_plain_serializer(ser: MsgpackSerializer) -> None:
     enc = EncryptedSerializer(ser, {"k-2024": b"\x01" * 32}, "k-2024")
-    with pytest.raises(SerializationError, match=r"encrypted.*'k-2024'"):
+    with pytest.raises(EncryptionError, match=r"encrypted.*'k-2024'"):
         ser.loads(enc.dumps({"a": 1}))
 
 

@@ -12,6 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from tether.errors import CheckpointError, SerializationError
+
 METRICS_TASK = "__metrics__"
 
 # The guide's targets, shown beside the measured values by ``tether stats``.
@@ -145,6 +147,12 @@ def read_metrics(saver: Any, thread_id: str) -> ThreadMetrics:
     rows = saver.get_writes(thread_id, [METRICS_TASK])
     payloads: list[dict[str, Any]] = []
     for row in rows:
-        if row.kind == "metrics":
+        if row.kind != "metrics":
+            continue
+        try:
             payloads.append(dict(saver.serde.loads(row.payload)))
+        except (SerializationError, TypeError, ValueError) as exc:
+            raise CheckpointError(
+                f"thread {thread_id!r}: metrics of run {row.key!r} cannot be read: {exc}"
+            ) from exc
     return ThreadMetrics.from_payloads(thread_id, payloads)

@@ -260,7 +260,8 @@ def plan_next(
             got = seen.setdefault(join.id, set())
             got.add(task.node)
             if got >= join.sources:
-                pulls.add(join.target)
+                if join.target != END:
+                    pulls.add(join.target)
                 seen[join.id] = set()
     triggers = [Trigger(n, False, 0) for n in sorted(pulls)]
     triggers += [Trigger(s.node, True, i, s.arg) for i, s in enumerate(sends)]

@@ -16,7 +16,7 @@ from typing import Any, Final
 
 import msgpack
 
-from tether.errors import SerializationError
+from tether.errors import EncryptionError, SerializationError, TetherError
 from tether.serde import _lc, _temporal
 from tether.serde._envelope import HeaderError, is_encrypted, parse_header
 from tether.serde._exceptions import StoredException
@@ -256,14 +256,15 @@ def _as_list(value: object) -> list[Any]:
     return value
 
 
-def _encrypted_error(data: bytes) -> SerializationError:
+def _encrypted_error(data: bytes) -> TetherError:
+    """A missing key is an EncryptionError (a CheckpointError), not a decoding problem."""
     try:
         key_id, _ = parse_header(data)
     except HeaderError as exc:
         return SerializationError(f"cannot decode stored value: corrupt data ({exc})")
-    return SerializationError(
-        f"cannot decode stored value: the record is encrypted (key id {key_id!r}); read it "
-        "through tether.serde.EncryptedSerializer configured with that key"
+    return EncryptionError(
+        f"cannot decode stored value: the record is encrypted (key id {key_id!r}); open the "
+        "saver with serde=tether.serde.EncryptedSerializer(...) holding that key"
     )
 
 
