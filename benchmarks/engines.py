@@ -8,6 +8,11 @@ A ``Store`` wraps an open saver of one backend and counts what the engine asks i
 - LangGraph: calls of ``put`` and ``put_writes`` on the saver instance;
 - SQLite (both engines): real transactions, counted as ``COMMIT`` statements seen by the
   connection's ``set_trace_callback`` (an fsync each in ``synchronous=FULL``).
+
+Redis is tether only: LangGraph's Redis checkpointer (``langgraph-checkpoint-redis``) needs the
+RedisJSON and RediSearch modules (Redis Stack or Redis 8), which plain Redis 7 lacks. Each
+tether Redis store gets a fresh key prefix in a dedicated database (``BENCH_REDIS_URL``,
+default db 14); only keys under the benchmark's prefixes are ever deleted.
 """
 
 from __future__ import annotations
@@ -23,10 +28,17 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-BACKENDS = ("memory", "sqlite", "postgres")
+BACKENDS = ("memory", "sqlite", "postgres", "redis")
 
 PG_ADMIN_DSN = os.environ.get("BENCH_PG_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 PG_DB = os.environ.get("BENCH_PG_DB", "tether_bench")
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
+
+LANGGRAPH_REDIS_NOTE = (
+    "LangGraph has no Redis rows: its Redis checkpointer (langgraph-checkpoint-redis) needs the "
+    "RedisJSON and RediSearch modules (Redis Stack or Redis 8), which plain Redis 7 lacks; "
+    "tether's RedisSaver runs on plain Redis 7"
+)
 
 
 def pg_dsn(db: str = PG_DB) -> str:
@@ -50,7 +62,7 @@ class Store:
     engine: str
     backend: str
     saver: Any
-    location: str  # sqlite path, postgres schema, "" for memory
+    location: str  # sqlite path, postgres schema, redis key prefix, "" for memory
     calls: Counter[str] = field(default_factory=Counter)
     sql_commits: int = 0
     closers: list[Callable[[], None]] = field(default_factory=list)
@@ -131,6 +143,42 @@ def pg_schema_bytes(schema: str, exclude: tuple[str, ...]) -> int:
     return sum(int(size) for name, size in rows if name not in exclude)
 
 
+def _redis_client() -> Any:
+    import redis
+
+    return redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3, socket_timeout=30)
+
+
+def delete_redis_prefix(prefix: str) -> int:
+    """Delete the keys under ``prefix:`` (and nothing else); returns how many."""
+    if not prefix or any(c in prefix for c in "*?[]\\"):
+        raise ValueError(f"refusing to delete keys for prefix {prefix!r}")
+    client = _redis_client()
+    try:
+        deleted = 0
+        batch: list[bytes] = []
+        for key in client.scan_iter(match=f"{prefix}:*", count=1000):
+            batch.append(key)
+            if len(batch) >= 500:
+                deleted += client.delete(*batch)
+                batch.clear()
+        if batch:
+            deleted += client.delete(*batch)
+        return int(deleted)
+    finally:
+        client.close()
+
+
+def redis_prefix_bytes(prefix: str) -> int:
+    """Sum of ``MEMORY USAGE key SAMPLES 0`` (all elements) over the keys under ``prefix:``."""
+    client = _redis_client()
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+        return sum(int(client.memory_usage(k, samples=0) or 0) for k in keys)
+    finally:
+        client.close()
+
+
 def sqlite_bytes(path: str) -> int:
     """Database file plus any WAL left behind (both engines checkpoint it before this)."""
     total = 0
@@ -156,10 +204,13 @@ class Engine:
         raise NotImplementedError
 
     def open(self, backend: str, location: str = "", *, fresh: bool = True) -> Store:
-        """Open a saver. ``location``: a SQLite path or a Postgres schema name. ``fresh``
-        recreates the Postgres schema (SQLite callers pass a new path)."""
+        """Open a saver. ``location``: a SQLite path, a Postgres schema name or a Redis key
+        prefix. ``fresh`` recreates the Postgres schema and empties the Redis prefix (SQLite
+        callers pass a new path)."""
         if backend == "postgres" and fresh:
             reset_pg_schema(location)
+        if backend == "redis" and fresh:
+            delete_redis_prefix(location)
         return self._open(backend, location)
 
     def _open(self, backend: str, location: str) -> Store:
@@ -179,7 +230,9 @@ class Engine:
             return sqlite_bytes(store.location)
         if store.backend == "postgres":
             return pg_schema_bytes(store.location, self.pg_meta_tables)
-        raise ValueError("bytes stored is measured for sqlite and postgres only")
+        if store.backend == "redis":
+            return redis_prefix_bytes(store.location)
+        raise ValueError("bytes stored is measured for sqlite, postgres and redis only")
 
     def compile(self, builder: Any, store: Store | None) -> Any:
         return builder.compile(checkpointer=store.saver if store is not None else None)
@@ -214,6 +267,9 @@ class TetherEngine(Engine):
         elif backend == "postgres":
             pg_cls = cp.PostgresSaver  # lazy: raises ImportError/AttributeError if missing
             store = Store(self.name, backend, pg_cls(pg_dsn(), schema=location), location)
+        elif backend == "redis":
+            redis_cls = cp.RedisSaver  # lazy: raises ImportError/AttributeError if missing
+            store = Store(self.name, backend, redis_cls(REDIS_URL, prefix=location), location)
         else:
             raise ValueError(backend)
         store.closers.append(store.saver.close)
@@ -276,6 +332,8 @@ class LangGraphEngine(Engine):
             saver.setup()
             store = Store(self.name, backend, saver, location)
             store.closers.append(pconn.close)
+        elif backend == "redis":
+            raise NotImplementedError(LANGGRAPH_REDIS_NOTE)
         else:
             raise ValueError(backend)
         _count_calls(store, ("put", "put_writes"))
@@ -327,4 +385,29 @@ def tether_postgres_status() -> str | None:
         importlib.import_module("tether.checkpoint").PostgresSaver  # noqa: B018
     except Exception as exc:
         return f"tether PostgresSaver is not available ({type(exc).__name__}: {exc})"
+    return None
+
+
+def redis_status() -> str | None:
+    """None when the benchmark's Redis database answers, else a note saying why not."""
+    try:
+        import redis
+    except ImportError as exc:
+        return f"redis-py is not installed ({exc})"
+    try:
+        client = _redis_client()
+        try:
+            client.ping()
+        finally:
+            client.close()
+    except (redis.RedisError, OSError) as exc:
+        return f"Redis is not reachable at {REDIS_URL} ({exc})"
+    return None
+
+
+def tether_redis_status() -> str | None:
+    try:
+        importlib.import_module("tether.checkpoint").RedisSaver  # noqa: B018
+    except Exception as exc:
+        return f"tether RedisSaver is not available ({type(exc).__name__}: {exc})"
     return None

@@ -20,6 +20,9 @@ T, L = "tether", "langgraph"
 # Resume counts as "flat" when 1,000 prior checkpoints cost at most this much more than 10.
 FLAT = 1.5
 
+# Backends LangGraph is measured on (its Redis saver needs modules plain Redis 7 lacks).
+LG_BACKENDS = ("memory", "sqlite", "postgres")
+
 
 # -- formatting ------------------------------------------------------------------------------
 
@@ -101,7 +104,7 @@ def table(res: Results) -> str:
             f"| {s} | {b} | {m} | {size} | {metric} | {_cell(by.get(T, []), metric)} "
             f"| {_cell(by.get(L, []), metric)} | {_fmt_ratio(r)} |"
         )
-    for b in ("sqlite", "postgres"):
+    for b in ("sqlite", "postgres", "redis"):
         gt, gl = growth_exponent(res, b, T), growth_exponent(res, b, L)
         if gt is None and gl is None:
             continue
@@ -190,13 +193,16 @@ def targets(res: Results) -> list[tuple[str, str, str]]:
             )
         )
     big = max(res.sizes.message_steps)
-    for b in ("sqlite", "postgres"):
-        ratio_row(
-            f"messages, {b}, {big} steps: bytes ≤ 1/50 of LangGraph",
-            ("messages", b, "sync", big, "bytes stored"),
-            0.02,
-        )
+    for b in ("sqlite", "postgres", "redis"):
+        if b in LG_BACKENDS:
+            ratio_row(
+                f"messages, {b}, {big} steps: bytes ≤ 1/50 of LangGraph",
+                ("messages", b, "sync", big, "bytes stored"),
+                0.02,
+            )
         g = growth_exponent(res, b, T)
+        if g is None and b not in LG_BACKENDS:
+            continue
         out.append(
             (
                 f"messages, {b}: growth exponent ≤ 1.1",
@@ -223,6 +229,8 @@ def targets(res: Results) -> list[tuple[str, str, str]]:
                         _verdict(z / a <= FLAT),
                     )
                 )
+            if b not in LG_BACKENDS:
+                continue
             for p in priors:
                 ratio_row(
                     f"{scen}, {b}, {p} prior: ≤ 1/2 of LangGraph",
@@ -230,6 +238,42 @@ def targets(res: Results) -> list[tuple[str, str, str]]:
                     0.5,
                 )
     return out
+
+
+def _durability(backend: str) -> str:
+    return {
+        "memory": "none (process memory)",
+        "sqlite": "WAL, `synchronous=FULL` in sync mode: fsync per commit",
+        "postgres": f"WAL flush per commit (`synchronous_commit={_pg_setting()}`)",
+        "redis": f"the server's: {_redis_persistence()}",
+    }.get(backend, "")
+
+
+def backends_md(res: Results) -> str:
+    """tether alone, loop scenario, sync mode: one row per backend."""
+    n = res.sizes.loop_steps
+    rows = [
+        f'Loop scenario (one node looping {n} times on one thread), `durability="sync"`, '
+        "tether only. *commits/step* = `commit` + `put_writes` calls on the saver instance "
+        "per step; *per step* = invoke time / steps, median (min-max) over "
+        f"{res.sizes.loop_reps} repetitions.",
+        "",
+        "| backend | commits/step | per step (ms), median (min-max) | durability of a commit |",
+        "|---|---:|---:|---|",
+    ]
+    for b in eng.BACKENDS:
+        c = res.values("loop", b, "sync", n, "commits/step", T)
+        t = res.values("loop", b, "sync", n, "per step (ms)", T)
+        if not c and not t:
+            rows.append(f"| {b} | — | not measured | {_durability(b)} |")
+            continue
+        rows.append(
+            f"| {b} | {_cell(c, 'commits/step')} | {_cell(t, 'per step (ms)')} | {_durability(b)} |"
+        )
+    floor = statistics.median(res.fsync_ms) if res.fsync_ms else None
+    if floor is not None:
+        rows += ["", f"Disk floor: one 4 KB write+fsync takes {floor:.3f} ms (median)."]
+    return "\n".join(rows)
 
 
 def targets_md(res: Results) -> str:
@@ -285,6 +329,54 @@ def _pg_version() -> str:
         return f"not reachable ({type(exc).__name__})"
 
 
+def _pg_setting() -> str:
+    try:
+        import psycopg
+
+        with psycopg.connect(eng.PG_ADMIN_DSN, connect_timeout=3) as conn:
+            row = conn.execute("SHOW synchronous_commit").fetchone()
+        return str(row[0]) if row else "?"
+    except Exception:
+        return "?"
+
+
+def _redis_config() -> dict[str, str] | None:
+    try:
+        client = eng._redis_client()
+        try:
+            info = client.info("server")
+            conf = client.config_get("appendonly")
+            conf.update(client.config_get("appendfsync"))
+            conf.update(client.config_get("save"))
+        finally:
+            client.close()
+    except Exception:
+        return None
+    out = {str(k): str(v) for k, v in conf.items()}
+    out["version"] = str(info.get("redis_version", "?"))
+    return out
+
+
+def _redis_persistence() -> str:
+    c = _redis_config()
+    if c is None:
+        return "unknown (not reachable)"
+    if c.get("appendonly") == "yes":
+        aof = f"AOF on, `appendfsync {c.get('appendfsync', '?')}`"
+    else:
+        aof = "AOF off"
+    save = c.get("save", "")
+    rdb = f"RDB snapshots `save {save}`" if save else "no RDB snapshots"
+    return f"{aof}, {rdb}; a reply means in memory, not on disk"
+
+
+def _redis_version() -> str:
+    c = _redis_config()
+    if c is None:
+        return f"not reachable at {eng.REDIS_URL}"
+    return f"{c['version']} at {eng.REDIS_URL} ({_redis_persistence()})"
+
+
 def _dist(name: str) -> str:
     try:
         return importlib.metadata.version(name)
@@ -311,6 +403,8 @@ def machine(res: Results) -> list[tuple[str, str]]:
         ("SQLite", __import__("sqlite3").sqlite_version),
         ("PostgreSQL", _pg_version()),
         ("psycopg", _dist("psycopg")),
+        ("Redis", _redis_version()),
+        ("redis-py", _dist("redis")),
         ("run time", f"{res.seconds:.0f} s"),
     ]
 
@@ -329,8 +423,8 @@ def plots(res: Results, outdir: Path) -> list[Path]:
     labels = {T: "tether", L: "LangGraph"}
     steps = list(res.sizes.message_steps)
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, b in zip(axes, ("sqlite", "postgres"), strict=True):
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    for ax, b in zip(axes, ("sqlite", "postgres", "redis"), strict=True):
         for e in (T, L):
             ys = [res.median("messages", b, "sync", s, "bytes stored", e) for s in steps]
             pts = [(s, y) for s, y in zip(steps, ys, strict=True) if y is not None]
@@ -345,8 +439,9 @@ def plots(res: Results, outdir: Path) -> list[Path]:
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("steps (one ~200-byte message each)")
-        ax.set_ylabel("KiB stored")
-        ax.set_title(f"messages: bytes stored, {b}")
+        ax.set_ylabel("KiB in memory (MEMORY USAGE)" if b == "redis" else "KiB stored")
+        title = f"messages: bytes stored, {b}"
+        ax.set_title(title + " (tether only)" if b not in LG_BACKENDS else title)
         ax.grid(True, which="both", alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend()
@@ -358,7 +453,7 @@ def plots(res: Results, outdir: Path) -> list[Path]:
 
     n = res.sizes.loop_steps
     groups = [(b, m) for b in eng.BACKENDS for m in MODES]
-    fig, ax = plt.subplots(figsize=(11, 4.5))
+    fig, ax = plt.subplots(figsize=(13, 4.5))
     width = 0.38
     for k, e in enumerate((T, L)):
         xs, meds, lo, hi = [], [], [], []
@@ -380,7 +475,10 @@ def plots(res: Results, outdir: Path) -> list[Path]:
         f = statistics.median(res.fdatasync_ms)
         ax.axhline(f, color="gray", ls=":", lw=1, label=f"4 KB write+fdatasync ({f:.2f} ms)")
     ax.set_xticks(range(len(groups)))
-    ax.set_xticklabels([f"{b}\n{m}" for b, m in groups])
+    ax.set_xticklabels(
+        [f"{b}\n{m}" + ("" if b in LG_BACKENDS else "\n(tether only)") for b, m in groups],
+        fontsize=8,
+    )
     ax.set_yscale("log")
     ax.set_ylabel("ms per step (log)")
     ax.set_title(f"loop: one node looping {n} times on one thread, per-step time (median, min-max)")
@@ -424,6 +522,15 @@ COUNTING = """\
   included). Memory has no fresh-process variant.
 - **fsync floor**: one 4 KB `write` + `fsync` (and + `fdatasync`, what SQLite uses on Linux)
   on the file system that holds the SQLite files, median over many.
+- **redis** (tether only): `tether.checkpoint.RedisSaver` on plain Redis 7, a fresh key
+  prefix per store in a dedicated database (`BENCH_REDIS_URL`, default
+  `redis://127.0.0.1:6379/14`); the prefix's keys are deleted afterwards. LangGraph has no
+  Redis rows (— in its column and the ratio): its Redis checkpointer
+  (`langgraph-checkpoint-redis`) needs the RedisJSON and RediSearch modules (Redis Stack or
+  Redis 8), which plain Redis 7 lacks. **bytes stored** for Redis is the sum of
+  `MEMORY USAGE key SAMPLES 0` over the prefix's keys (memory, not disk). A Redis commit is
+  durable only as far as the server's persistence settings go (listed under Machine);
+  tether's `durable` flag has no effect there.
 - Durability modes are each engine's own: LangGraph's SqliteSaver leaves SQLite's default
   `synchronous=FULL` in WAL mode, so it syncs on every commit in every mode; tether syncs in
   `sync` only.
@@ -447,6 +554,10 @@ def document(res: Results, table_md: str, pngs: list[Path]) -> str:
         "## Targets (issue 5)",
         "",
         targets_md(res),
+        "",
+        "## tether across backends (issue 4)",
+        "",
+        backends_md(res),
         "",
     ]
     if res.notes or res.errors:

@@ -98,7 +98,7 @@ def cases(sizes: Sizes) -> list[Case]:
     for backend in eng.BACKENDS:
         for prior in sizes.resume_priors:
             out.append(Case("resume", backend, "sync", prior, sc.resume_warm))
-    for backend in ("sqlite", "postgres"):
+    for backend in ("sqlite", "postgres", "redis"):
         for prior in sizes.resume_priors:
             out.append(Case("resume-cold", backend, "sync", prior, sc.resume_cold))
     return out
@@ -142,6 +142,20 @@ def run(
         if tnote is not None:
             skip[("tether", "postgres")] = tnote
             res.notes.append(f"tether postgres rows skipped: {tnote}")
+    want_redis = backends is None or "redis" in backends
+    redis_note = eng.redis_status() if want_redis else "not selected"
+    if redis_note is None and any(e.name == "tether" for e in engines):
+        redis_note = eng.tether_redis_status()
+    for e in engines:
+        if e.name != "tether":
+            skip[(e.name, "redis")] = eng.LANGGRAPH_REDIS_NOTE
+        elif redis_note is not None:
+            skip[(e.name, "redis")] = redis_note
+    if want_redis:
+        if redis_note is not None:
+            res.notes.append(f"redis rows skipped: {redis_note}")
+        if any(e.name != "tether" for e in engines):
+            res.notes.append(eng.LANGGRAPH_REDIS_NOTE)
 
     workdir = tempfile.mkdtemp(prefix="tether-bench-", dir=os.environ.get("BENCH_DIR"))
     res.workdir = workdir
@@ -195,6 +209,11 @@ def run(
                         _drop_quietly(s)
                 for steps in sizes.message_steps:
                     _drop_quietly(f"bench_{e.name}_msg{steps}")
+        if redis_note is None:
+            try:  # whatever a failed scenario left under this run's prefix
+                eng.delete_redis_prefix(where.redis_prefix)
+            except Exception:
+                pass
     for (engine, backend), reason in sorted(skip.items()):
         if backend == "postgres" and pg_note is None:
             res.notes.append(f"{engine}/{backend}: skipped ({reason})")

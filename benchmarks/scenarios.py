@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
-from benchmarks.engines import Engine, Store, load
+from benchmarks.engines import Engine, Store, delete_redis_prefix, load
 
 ROOT = Path(__file__).resolve().parent.parent
 MESSAGE_BYTES = 200
@@ -46,16 +46,21 @@ def _ms(seconds: float) -> float:
 
 
 class Where:
-    """Where a scenario's store lives: a fresh SQLite file or Postgres schema per open."""
+    """Where a scenario's store lives: a fresh SQLite file, Postgres schema or Redis key prefix
+    per open. Redis prefixes all start with ``redis_prefix`` (one per run), so a run can
+    delete whatever it left behind and nothing else."""
 
     def __init__(self, workdir: str | os.PathLike[str]) -> None:
         self.workdir = Path(workdir)
+        self.redis_prefix = f"tether-bench-{uuid.uuid4().hex[:12]}"
 
     def location(self, engine: Engine, backend: str, scenario: str) -> str:
         if backend == "sqlite":
             return str(self.workdir / f"{engine.name}-{scenario}-{uuid.uuid4().hex[:8]}.db")
         if backend == "postgres":
             return f"bench_{engine.name}_{scenario}"
+        if backend == "redis":
+            return f"{self.redis_prefix}:{engine.name}-{scenario}-{uuid.uuid4().hex[:8]}"
         return ""
 
 
@@ -66,6 +71,8 @@ def _cleanup(store: Store) -> None:
                 os.unlink(store.location + suffix)
             except FileNotFoundError:
                 pass
+    elif store.backend == "redis":
+        delete_redis_prefix(store.location)
 
 
 # -- graphs ----------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Make sure PostgreSQL (127.0.0.1:5432) and Redis (127.0.0.1:6379) answer before the tests.
-# Idempotent. Starts the machine's own services when they are down, installing the Debian
+# Make sure PostgreSQL (127.0.0.1:5432) and Redis (127.0.0.1:6379) answer before the tests,
+# and that pgbouncer is installed (the tests start their own). Idempotent. Starts the machine's own services when they are down, installing the Debian
 # packages first when they are missing and we are root. Never fails the build: if a service
 # cannot be had, the pytest fixtures (tests/_servers.py) start a private server from the
 # installed binaries, or fail saying what to install.
@@ -81,6 +81,18 @@ ensure_redis() {
     fi
 }
 
+ensure_pgbouncer() { # only installed: the tests start their own (tests/_servers.py)
+    if command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ]; then
+        say "pgbouncer is installed"
+        return 0
+    fi
+    install_pkgs pgbouncer || {
+        say "the PgBouncer tests will be skipped"
+        return 0
+    }
+}
+
 ensure_postgres || true
 ensure_redis || true
+ensure_pgbouncer || true
 exit 0

@@ -16,8 +16,12 @@ private server with ``.stop()`` / ``.start()`` (same port, data kept: Redis runs
 ``appendonly yes``, ``appendfsync always``) and ``.dsn`` / ``.url``; restarted after the test
 if it was left stopped.
 
-Missing binaries are installed with apt-get (``postgresql``, ``redis-server``) when running
-as root; otherwise the fixture fails saying what to install.
+``pgbouncer`` (session, imported by the modules that use it): a PgBouncer of our own in
+transaction mode (``default_pool_size = 2``) in front of the ``postgres_dsn`` database;
+``PgBouncer(dsn, pool_size=...)`` starts another one.
+
+Missing binaries are installed with apt-get (``postgresql``, ``redis-server``, ``pgbouncer``)
+when running as root; otherwise the fixture fails (PgBouncer: skips) saying what to install.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from __future__ import annotations
 import glob
 import os
 import pwd
+import re
 import shutil
 import socket
 import subprocess
@@ -376,3 +381,136 @@ def redis_url(request: pytest.FixtureRequest) -> Iterator[str]:
         pass
     finally:
         client.close()
+
+
+# -- PgBouncer --------------------------------------------------------------------------------
+
+
+def pgbouncer_binary() -> str:
+    """Path of pgbouncer, installing the Debian package when root and missing; else skip."""
+
+    def find() -> str | None:
+        return shutil.which("pgbouncer") or next(
+            (p for p in ("/usr/sbin/pgbouncer", "/usr/bin/pgbouncer") if os.path.exists(p)), None
+        )
+
+    path = find()
+    if path is None and _apt_install("pgbouncer"):
+        path = find()
+    if path is None:
+        pytest.skip(
+            "PgBouncer is not installed: install the Debian package `pgbouncer` "
+            "(sudo apt-get install pgbouncer) to run the PgBouncer tests"
+        )
+    return path
+
+
+def _pgbouncer_version(binary: str) -> tuple[int, ...]:
+    out = subprocess.run([binary, "--version"], capture_output=True, text=True, check=False)
+    found = re.search(r"PgBouncer (\d+)\.(\d+)", out.stdout + out.stderr)
+    return (int(found.group(1)), int(found.group(2))) if found else (0, 0)
+
+
+class PgBouncer:
+    """A pgbouncer of our own on a free localhost port, in front of the database of
+    ``target_dsn``, with ``pool_mode = transaction`` and ``default_pool_size = pool_size``.
+    Clients connect with trust auth as the target's user to ``.dsn``. When we are root it runs
+    as the ``postgres`` user (``user =`` in its ini: pgbouncer refuses to run as root)."""
+
+    def __init__(self, target_dsn: str, *, pool_size: int = 2) -> None:
+        from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+        binary = pgbouncer_binary()
+        target = conninfo_to_dict(target_dsn)
+        self.user = str(target.get("user") or "postgres")
+        self.dbname = str(target.get("dbname") or self.user)
+        self.port = free_port()
+        self.root = Path(tempfile.mkdtemp(prefix="tether-pgbouncer-"))
+        self.log = self.root / "pgbouncer.log"
+        server = {
+            "host": str(target.get("host") or "127.0.0.1"),
+            "port": str(target.get("port") or 5432),
+            "dbname": self.dbname,
+            "user": self.user,
+        }
+        if target.get("password"):
+            server["password"] = str(target["password"])
+        db_line = " ".join(f"{k}={v}" for k, v in server.items())
+        (self.root / "userlist.txt").write_text(f'"{self.user}" ""\n')
+        (self.root / "pgbouncer.ini").write_text(
+            "[databases]\n"
+            f"{self.dbname} = {db_line}\n"
+            "[pgbouncer]\n"
+            "listen_addr = 127.0.0.1\n"
+            f"listen_port = {self.port}\n"
+            f"unix_socket_dir = {self.root}\n"
+            "auth_type = trust\n"
+            f"admin_users = {self.user}\n"
+            f"auth_file = {self.root / 'userlist.txt'}\n"
+            "pool_mode = transaction\n"
+            f"default_pool_size = {pool_size}\n"
+            "min_pool_size = 0\n"
+            "reserve_pool_size = 0\n"
+            "max_client_conn = 200\n"
+            "server_round_robin = 0\n"
+            "ignore_startup_parameters = extra_float_digits,options\n"
+            f"logfile = {self.log}\n"
+            f"pidfile = {self.root / 'pgbouncer.pid'}\n"
+            # 1.21+ can track protocol-level prepared statements (on by default from 1.22);
+            # keep plain transaction pooling, where they break, on every version
+            + ("max_prepared_statements = 0\n" if _pgbouncer_version(binary) >= (1, 21) else "")
+        )
+        if _is_root():  # pgbouncer drops to this user itself (so SIGTERM reaches it directly)
+            try:
+                pw = pwd.getpwnam("postgres")
+            except KeyError:
+                pytest.skip("running as root, and there is no `postgres` user to run pgbouncer as")
+            with (self.root / "pgbouncer.ini").open("a") as ini:
+                ini.write("user = postgres\n")
+            for path in self.root.iterdir():
+                os.chown(path, pw.pw_uid, pw.pw_gid)
+            os.chown(self.root, pw.pw_uid, pw.pw_gid)
+        self._proc: subprocess.Popen[bytes] | None = subprocess.Popen(
+            [binary, str(self.root / "pgbouncer.ini")],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        self.dsn = make_conninfo(
+            host="127.0.0.1", port=str(self.port), dbname=self.dbname, user=self.user
+        )
+        # pgbouncer's admin console (SHOW POOLS, ...): simple query protocol only
+        self.admin_dsn = make_conninfo(self.dsn, dbname="pgbouncer")
+        try:
+            _wait(self._answers, f"pgbouncer on port {self.port}", timeout=20)
+        except RuntimeError as exc:
+            self.close()
+            log = self.log.read_text() if self.log.exists() else ""
+            raise RuntimeError(f"{exc}:\n{log}") from None
+
+    def _answers(self) -> bool:
+        if self._proc is not None and self._proc.poll() is not None:
+            err = self._proc.stderr.read().decode() if self._proc.stderr else ""
+            raise RuntimeError(f"pgbouncer exited ({self._proc.returncode}): {err}")
+        return _pg_answers(self.dsn)
+
+    def close(self) -> None:
+        try:
+            if self._proc is not None and self._proc.poll() is None:
+                self._proc.terminate()
+                try:
+                    self._proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    self._proc.kill()
+                    self._proc.wait(10)
+            self._proc = None
+        finally:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pgbouncer(postgres_dsn: str) -> Iterator[PgBouncer]:
+    """A PgBouncer (transaction pooling, ``default_pool_size = 2``) in front of the
+    ``postgres_dsn`` database; ``.dsn`` connects through it. Skips if pgbouncer cannot be had."""
+    bouncer = PgBouncer(postgres_dsn, pool_size=2)
+    yield bouncer
+    bouncer.close()

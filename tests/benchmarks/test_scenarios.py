@@ -40,6 +40,23 @@ def bench_pg(postgres_dsn: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str
     yield db
 
 
+@pytest.fixture
+def bench_redis(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Point the benchmark's Redis URL at this run's test database (child processes too)."""
+    pytest.importorskip("redis")
+    monkeypatch.setattr(eng, "REDIS_URL", redis_url)
+    monkeypatch.setenv("BENCH_REDIS_URL", redis_url)
+    yield redis_url
+
+
+def _redis_keys(prefix: str) -> list[bytes]:
+    client = eng._redis_client()
+    try:
+        return list(client.scan_iter(match=f"{prefix}:*"))
+    finally:
+        client.close()
+
+
 def _tether() -> eng.Engine:
     return eng.load("tether")
 
@@ -72,6 +89,62 @@ def test_tether_scenario_runs_on_postgres(name: str, where: sc.Where, bench_pg: 
     assert metrics
     if name == "messages":
         assert metrics["bytes stored"] > 0
+
+
+@pytest.mark.parametrize("mode", ["sync", "async", "exit"])
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+def test_tether_scenario_runs_on_redis(
+    name: str, mode: str, where: sc.Where, bench_redis: str
+) -> None:
+    fn, size = SCENARIOS[name]
+    metrics = fn(_tether(), "redis", mode, size, where)
+    assert metrics
+    assert all(v >= 0 for v in metrics.values())
+    if name == "loop":
+        assert metrics["commits/step"] > 0 or mode == "exit"
+    if name == "messages":
+        assert metrics["bytes stored"] > 0
+    assert not _redis_keys(where.redis_prefix), "the scenario left keys behind"
+
+
+def test_tether_resume_in_fresh_process_on_redis(where: sc.Where, bench_redis: str) -> None:
+    metrics = sc.resume_cold(_tether(), "redis", "sync", 2, where)
+    assert metrics["resume fresh process (ms)"] > 0
+    assert not _redis_keys(where.redis_prefix)
+
+
+def test_redis_cleanup_touches_only_its_prefix(where: sc.Where, bench_redis: str) -> None:
+    client = eng._redis_client()
+    other = f"not-{where.redis_prefix}:keep"
+    try:
+        client.set(other, b"1")
+        client.set(f"{where.redis_prefix}:x:head", b"1")
+        assert eng.delete_redis_prefix(where.redis_prefix) == 1
+        assert client.get(other) == b"1"
+    finally:
+        client.delete(other)
+        client.close()
+    with pytest.raises(ValueError):
+        eng.delete_redis_prefix("*")
+
+
+def test_langgraph_has_no_redis_rows() -> None:
+    e = _langgraph()
+    with pytest.raises(NotImplementedError, match="RediSearch"):
+        e.open("redis", "unused", fresh=False)
+
+
+def test_runner_and_report_with_redis(tmp_path: Path, bench_redis: str) -> None:
+    res = run(TINY, engine_names=("tether",), backends=("memory", "redis"), log=lambda s: None)
+    assert not res.errors, res.errors
+    md = report.table(res)
+    assert "| loop | redis | sync |" in md
+    across = report.backends_md(res)
+    redis_row = next(line for line in across.splitlines() if line.startswith("| redis |"))
+    assert "not measured" not in redis_row
+    assert "| sqlite | — | not measured |" in across
+    report.write(res, tmp_path)
+    assert "## tether across backends" in (tmp_path / "benchmarks.md").read_text()
 
 
 def test_tether_resume_in_fresh_process(where: sc.Where) -> None:

@@ -19,6 +19,9 @@ WriteKind = Literal["output", "journal", "interrupt", "resume", "error", "metric
 
 HOSTNAME = socket.gethostname()
 
+LIVE_RUNS: set[str] = set()
+"""Run ids of this process that hold (or are taking) a thread's lease right now."""
+
 
 @dataclass(frozen=True, slots=True)
 class Head:
@@ -87,11 +90,13 @@ class Owner:
     pid: int = field(default_factory=os.getpid)
 
     def is_dead_here(self) -> bool:
-        """True when the owner was a process on this host that no longer exists."""
+        """True when the owner was a process on this host that no longer exists, or a run of
+        this very process that has ended (its release may have failed, say while the
+        server was down)."""
         if self.host != HOSTNAME:
             return False
         if self.pid == os.getpid():
-            return False
+            return self.run_id not in LIVE_RUNS
         try:
             os.kill(self.pid, 0)
         except ProcessLookupError:

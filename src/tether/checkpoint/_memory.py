@@ -32,7 +32,12 @@ class _Thread:
     lease: Lease | None = None
     checkpoints: dict[str, CheckpointRow] = field(default_factory=dict)
     values: dict[tuple[str, int], ValueRow] = field(default_factory=dict)
-    writes: dict[tuple[str, str, str], WriteRow] = field(default_factory=dict)
+    writes: dict[str, dict[tuple[str, str], WriteRow]] = field(default_factory=dict)
+    """Write rows by task id, then (kind, key): a task's rows are found without a scan."""
+
+    def put(self, rows: Sequence[WriteRow]) -> None:
+        for w in rows:
+            self.writes.setdefault(w.task_id, {})[(w.kind, w.key)] = w
 
 
 def lease_blocks(lease: Lease | None, owner: Owner | None, now: float) -> bool:
@@ -108,7 +113,7 @@ class InMemorySaver(SaverBase):
             if t is None:
                 return []
             wanted = set(task_ids)
-            return [w for w in t.writes.values() if w.task_id in wanted]
+            return [w for tid in wanted for w in t.writes.get(tid, {}).values()]
 
     def commit(
         self,
@@ -131,8 +136,7 @@ class InMemorySaver(SaverBase):
             t.checkpoints[checkpoint.checkpoint_id] = checkpoint
             for v in values:
                 t.values[(v.channel, v.version)] = v
-            for w in writes:
-                t.writes[(w.task_id, w.kind, w.key)] = w
+            t.put(writes)
             t.head = Head(checkpoint.checkpoint_id, checkpoint.version)
             if owner is not None:
                 t.lease = Lease(owner, now + lease_seconds)
@@ -140,8 +144,7 @@ class InMemorySaver(SaverBase):
     def put_writes(self, thread_id: str, writes: Sequence[WriteRow], *, durable: bool) -> None:
         with self._lock:
             t = self._threads.setdefault(thread_id, _Thread())
-            for w in writes:
-                t.writes[(w.task_id, w.kind, w.key)] = w
+            t.put(writes)
 
     def claim(self, thread_id: str, owner: Owner, lease_seconds: float) -> Head | None:
         now = time.time()
@@ -184,8 +187,8 @@ class InMemorySaver(SaverBase):
             for key in values:
                 t.values.pop(key, None)
             gone = set(task_ids)
-            for k in [k for k in t.writes if k[0] in gone]:
-                del t.writes[k]
+            for tid in gone:
+                t.writes.pop(tid, None)
 
     def dump_thread(self, thread_id: str) -> ThreadDump:
         with self._lock:
@@ -197,7 +200,7 @@ class InMemorySaver(SaverBase):
                 t.head,
                 sorted(t.checkpoints.values(), key=lambda r: r.version),
                 sorted(t.values.values(), key=lambda v: (v.channel, v.version)),
-                list(t.writes.values()),
+                [w for rows in t.writes.values() for w in rows.values()],
             )
 
     def load_thread(self, dump: ThreadDump) -> None:
@@ -213,6 +216,5 @@ class InMemorySaver(SaverBase):
                 t.checkpoints[c.checkpoint_id] = c
             for v in dump.values:
                 t.values[(v.channel, v.version)] = v
-            for w in dump.writes:
-                t.writes[(w.task_id, w.kind, w.key)] = w
+            t.put(dump.writes)
             self._threads[dump.thread_id] = t

@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Generator, Iterator
 from typing import Any
 
-from tether.checkpoint._base import Head, Owner, Saver, WriteRow
+from tether.checkpoint._base import LIVE_RUNS, Head, Owner, Saver, WriteRow
 from tether.engine._metrics import METRICS_TASK, RunMetrics
 from tether.engine._otel import record_run
 from tether.engine._planner import (
@@ -34,6 +34,7 @@ from tether.engine._spec import GraphSpec
 from tether.engine._status import WITHDRAWN, TaskLog, collect_logs, encode_output
 from tether.engine._store import LEASE_SECONDS, ThreadState, new_checkpoint_id
 from tether.errors import (
+    CheckpointError,
     ConfigError,
     EmptyInputError,
     GraphRecursionError,
@@ -230,17 +231,40 @@ class Run:
         if saver is None:
             yield from self._run(ThreadState(self.spec, None, self.thread_id))
             return
-        head = claim_thread(saver, self.thread_id, self.owner, self.on_busy, self.busy_timeout)
+        LIVE_RUNS.add(self.run_id)
+        try:
+            head = claim_thread(saver, self.thread_id, self.owner, self.on_busy, self.busy_timeout)
+        except BaseException:
+            LIVE_RUNS.discard(self.run_id)
+            raise
+        failed = False
         try:
             target = checkpoint_id_of(self.config)
             state = ThreadState.load(self.spec, saver, self.thread_id, head, target)
             yield from self._run(state)
         except BaseException:
+            failed = True
             self.metrics.outcome = "failed"
             raise
         finally:
+            LIVE_RUNS.discard(self.run_id)
             self._write_metrics()
+            self._release(saver, failed)
+
+    def _release(self, saver: Saver, failed: bool) -> None:
+        """Drop the lease. If that fails after the run failed, the run's own error is the
+        one to see (this process treats the lease as free anyway; others wait for it to
+        expire)."""
+        try:
             saver.release(self.thread_id, self.owner)
+        except CheckpointError as exc:
+            if failed:
+                return
+            raise CheckpointError(
+                f"thread {self.thread_id!r}: the run finished and was saved, but releasing "
+                f"its lease failed ({exc}); other processes see the thread busy until the "
+                "lease expires"
+            ) from exc
 
     def _run(self, state: ThreadState) -> Iterator[tuple[str, Any]]:
         self.state = state
