@@ -11,7 +11,7 @@ import textwrap
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -127,6 +127,132 @@ def test_commit_is_one_script_call(  # one round trip
     assert set(calls) <= {"hget", "hmget", "hset", "hexists", "zadd", "expire", "time"}, calls
 
 
+# -- task writes are read and deleted through the per-task index, never by a scan ---------
+
+SCANS = {"hgetall", "hscan", "hkeys", "hvals", "hlen", "scan", "keys"}
+
+
+def crowd(s: RedisSaver, others: int) -> list[WriteRow]:
+    """A thread with ``others`` other tasks' rows (two each) and three rows of "target"."""
+    advance(s, 1)
+    noise = [
+        WriteRow(f"other-{i}", kind, key, b"x")
+        for i in range(others)
+        for kind, key in (("output", ""), ("journal", "0"))
+    ]
+    s.put_writes(T, noise, durable=True)
+    mine = [
+        WriteRow("target", "output", "", b"out"),
+        WriteRow("target", "journal", "0", b"j0"),
+        WriteRow("target", "interrupt", "k\x00\u00ff\u00e9", b"i"),
+    ]
+    s.put_writes(T, mine[:2], durable=True)
+    s.commit(
+        T,
+        expected_version=1,
+        checkpoint=cp(2),
+        values=[],
+        writes=mine[2:],
+        owner=None,
+        lease_seconds=30.0,
+        durable=True,
+    )
+    return mine
+
+
+def counted(url: str, fn: Callable[[], object]) -> dict[str, int]:
+    """The commands Redis ran (inside scripts too) while ``fn`` ran, by name."""
+    admin = redis.Redis.from_url(url)
+    try:
+        admin.config_resetstat()
+        fn()
+        stats = admin.info("commandstats")
+    finally:
+        admin.close()
+    calls = {k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in stats.items()}
+    calls.pop("config|resetstat", None)
+    calls.pop("info", None)
+    return calls
+
+
+def read_one_task(url: str, others: int) -> dict[str, int]:
+    with RedisSaver(url, prefix=prefix()) as s:
+        mine = crowd(s, others)
+        s.get_writes(T, ["nobody"])  # loads the script (NOSCRIPT fallback) once
+        got: list[WriteRow] = []
+        calls = counted(url, lambda: got.extend(s.get_writes(T, ["target"])))
+        assert sorted(got, key=lambda w: w.kind) == sorted(mine, key=lambda w: w.kind)
+        assert s.get_writes(T, ["other-3", "nobody"]) == [
+            WriteRow("other-3", "output", "", b"x"),
+            WriteRow("other-3", "journal", "0", b"x"),
+        ]
+    return calls
+
+
+def test_get_writes_reads_only_the_requested_tasks(private_redis: PrivateRedis) -> None:
+    calls = read_one_task(private_redis.url, 2000)
+    assert calls.pop("evalsha") == 1
+    assert not SCANS & set(calls), calls
+    assert calls == {"hmget": 2}  # the task's index entry, then its rows
+    # The same work whatever else the thread holds.
+    assert read_one_task(private_redis.url, 5) == {"evalsha": 1, **calls}
+
+
+def delete_two_tasks(url: str, others: int) -> dict[str, int]:
+    p = prefix()
+    with RedisSaver(url, prefix=p) as s:
+        crowd(s, others)
+        s.delete_checkpoints(T, [], [], ["nobody"])  # loads the script once
+        calls = counted(
+            url, lambda: s.delete_checkpoints(T, ["cp-1"], [("x", 1)], ["target", "other-3"])
+        )
+        assert s.get_writes(T, ["target", "other-3"]) == []
+        assert len(s.get_writes(T, ["other-2", "other-4"])) == 4
+        assert [c.checkpoint_id for c in s.list_checkpoints(T)] == ["cp-2"]
+        admin = redis.Redis.from_url(url)
+        assert admin.hlen(f"{p}:{T}:w") == 2 * (others - 1) + 1  # + advance's own row
+        assert admin.hlen(f"{p}:{T}:wx") == others  # others - 1, + "task"
+        admin.close()
+    return calls
+
+
+def test_delete_checkpoints_touches_only_the_given_tasks(private_redis: PrivateRedis) -> None:
+    calls = delete_two_tasks(private_redis.url, 2000)
+    assert calls.pop("evalsha") == 1
+    assert not SCANS & set(calls), calls
+    # One HDEL each for the checkpoint, the value, the tasks' fields and their index entries.
+    assert calls == {"hmget": 1, "hdel": 4, "zrem": 1}, calls
+    assert delete_two_tasks(private_redis.url, 5) == {"evalsha": 1, **calls}
+
+
+def test_write_index_follows_upserts_deletes_and_imports(redis_url: str) -> None:
+    with RedisSaver(redis_url, prefix=prefix()) as s:
+        advance(s, 1)
+        s.put_writes(T, [WriteRow("t", "journal", "0", b"a")], durable=True)
+        s.put_writes(T, [WriteRow("t", "journal", "0", b"b")], durable=True)  # replaces
+        s.put_writes(
+            T,
+            [WriteRow("t", "journal", "1", b"c"), WriteRow("t", "journal", "1", b"d")],
+            durable=True,
+        )
+        assert sorted(s.get_writes(T, ["t", "t"]), key=lambda w: w.key) == [
+            WriteRow("t", "journal", "0", b"b"),
+            WriteRow("t", "journal", "1", b"d"),
+        ]
+        s.delete_checkpoints(T, [], [], ["t"])
+        assert s.get_writes(T, ["t"]) == []
+        s.put_writes(T, [WriteRow("t", "error", "", b"e")], durable=True)
+        assert s.get_writes(T, ["t"]) == [WriteRow("t", "error", "", b"e")]
+        dump = s.dump_thread(T)
+        s.delete_thread(T)
+        assert s.get_writes(T, ["t", "task"]) == []
+        s.load_thread(dump)
+        assert sorted(s.get_writes(T, ["t", "task"]), key=lambda w: w.task_id) == [
+            WriteRow("t", "error", "", b"e"),
+            WriteRow("task", "output", "", b"w1"),
+        ]
+
+
 # -- TTL and prefixes -----------------------------------------------------------------------
 
 
@@ -134,7 +260,7 @@ def test_ttl_is_set_on_every_key_and_refreshed(redis_url: str, client: redis.Red
     p = prefix()
     with RedisSaver(redis_url, prefix=p, ttl=100) as s:
         advance(s, 1)
-        keys = [f"{p}:{T}:{k}" for k in ("head", "cp", "cpv", "val", "w")]
+        keys = [f"{p}:{T}:{k}" for k in ("head", "cp", "cpv", "val", "w", "wx")]
         assert all(90 < client.ttl(k) <= 100 for k in keys)
         for k in keys:
             client.expire(k, 5)

@@ -198,12 +198,6 @@ def test_redis_closed_port_is_a_checkpoint_error_without_the_password() -> None:
     assert SECRET not in repr(err.args)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: RedisSaver's 'invalid Redis URL' message quotes the whole URL, password "
-    "included (PostgresSaver strips it with _safe_dsn)",
-)
 def test_redis_malformed_url_does_not_show_the_password() -> None:
     url = f"http://default:{SECRET}@127.0.0.1:{free_port()}/0"
     err = _first_use_error(lambda: RedisSaver(url, timeout=2))

@@ -19,8 +19,9 @@ WriteKind = Literal["output", "journal", "interrupt", "resume", "error", "metric
 
 HOSTNAME = socket.gethostname()
 
-LIVE_RUNS: set[str] = set()
-"""Run ids of this process that hold (or are taking) a thread's lease right now."""
+ENDED_RUNS: set[str] = set()
+"""Run ids of this process that ended without releasing their lease (the release failed,
+say while the server was down); their leases are free for this process to take."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +97,7 @@ class Owner:
         if self.host != HOSTNAME:
             return False
         if self.pid == os.getpid():
-            return self.run_id not in LIVE_RUNS
+            return self.run_id in ENDED_RUNS
         try:
             os.kill(self.pid, 0)
         except ProcessLookupError:

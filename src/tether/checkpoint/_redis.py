@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import os
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, cast
 
@@ -82,14 +83,27 @@ def _lease_of(reply: Sequence[bytes]) -> Lease | None:
     return Lease(owner, float(reply[5]))
 
 
+def _safe_url(url: str) -> str:
+    """The URL with any password replaced by ***, for error messages."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
 class RedisSaver(SaverBase):
     """A Saver on Redis 7. ``with RedisSaver("redis://localhost:6379/0") as saver: ...``
 
     Keys, for prefix ``p`` and thread ``t``: ``p:t:head`` (hash: checkpoint id, version,
     lease), ``p:t:cp`` (hash: checkpoint id -> row), ``p:t:cpv`` (sorted set of checkpoint
     ids by version), ``p:t:val`` (hash: ``channel\\0version`` -> row), ``p:t:w`` (hash:
-    ``task\\0kind\\0key`` -> payload) and ``p:threads`` (sorted set: thread -> expiry). With
-    ``ttl=`` seconds, every write to a thread sets all its keys to expire ``ttl`` after it.
+    ``task\\0kind\\0key`` -> payload), ``p:t:wx`` (hash: task -> the names of its fields in
+    ``p:t:w``, so that reading or deleting a task's writes costs its own rows, not the
+    thread's) and ``p:threads`` (sorted set: thread -> expiry). With ``ttl=`` seconds, every
+    write to a thread sets all its keys to expire ``ttl`` after it.
 
     Durability is the server's, not per call: Redis acknowledges a write once it is in
     memory. With ``appendonly yes`` and ``appendfsync always`` a commit is on disk before the
@@ -133,7 +147,11 @@ class RedisSaver(SaverBase):
                     url, socket_connect_timeout=timeout, socket_timeout=max(timeout, 30.0)
                 )
             except ValueError as exc:
-                raise CheckpointError(f"RedisSaver: invalid Redis URL {url!r}: {exc}") from exc
+                # the message may echo the URL; neither may show its password
+                detail = str(exc).replace(url, _safe_url(url))
+                raise CheckpointError(
+                    f"RedisSaver: invalid Redis URL {_safe_url(url)!r}: {detail}"
+                ) from None
         if client.connection_pool.connection_kwargs.get("decode_responses"):
             raise CheckpointError(
                 "RedisSaver: the client decodes responses; pass a client created with "
@@ -184,6 +202,7 @@ class RedisSaver(SaverBase):
             f"{base}:cpv",
             f"{base}:val",
             f"{base}:w",
+            f"{base}:wx",
             f"{self._prefix}:threads",
         ]
 
@@ -250,12 +269,9 @@ class RedisSaver(SaverBase):
     def get_writes(self, thread_id: str, task_ids: Sequence[str]) -> list[WriteRow]:
         if not task_ids:
             return []
+        k = self._keys(thread_id)
         flat = self._script(
-            "GET_WRITES",
-            "reading task writes",
-            thread_id,
-            [self._keys(thread_id)[4]],
-            list(task_ids),
+            "GET_WRITES", "reading task writes", thread_id, k[4:6], list(dict.fromkeys(task_ids))
         )
         return [_write_of(flat[i], flat[i + 1]) for i in range(0, len(flat), 2)]
 
@@ -362,8 +378,8 @@ class RedisSaver(SaverBase):
 
         def run() -> None:
             with self._r.pipeline(transaction=True) as pipe:
-                pipe.delete(*k[:5])
-                pipe.zrem(k[5], thread_id)
+                pipe.delete(*k[:6])
+                pipe.zrem(k[6], thread_id)
                 pipe.execute()
 
         self._call("deleting the thread", thread_id, run)
@@ -378,8 +394,8 @@ class RedisSaver(SaverBase):
         k = self._keys(thread_id)
         args: list[Any] = [str(len(checkpoint_ids)), *checkpoint_ids, str(len(values))]
         args += [f"{c}{_SEP}{v}" for c, v in values]
-        args += list(task_ids)
-        self._script("DELETE_CHECKPOINTS", "deleting checkpoints", thread_id, k[1:5], args)
+        args += list(dict.fromkeys(task_ids))
+        self._script("DELETE_CHECKPOINTS", "deleting checkpoints", thread_id, k[1:6], args)
 
     def dump_thread(self, thread_id: str) -> ThreadDump:
         k = self._keys(thread_id)

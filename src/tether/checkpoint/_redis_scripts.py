@@ -1,14 +1,74 @@
 """The Lua scripts RedisSaver runs server-side, each one atomic on plain Redis 7.
 
 Invariant: every script that writes a thread first checks its head (and lease) and writes
-nothing when the check fails; KEYS of a thread are ``head, cp, cpv, val, w, threads``.
+nothing when the check fails; KEYS of a thread are ``head, cp, cpv, val, w, wx, threads``.
+
+Invariant: ``wx`` indexes ``w``: for each task id, the names of exactly the fields of ``w``
+that belong to it, each followed by the byte 0xFF (which UTF-8 text never contains). Every
+script that adds or removes fields of ``w`` updates ``wx`` in the same call, so reading or
+deleting a task's writes touches only that task's rows, never the whole thread.
 """
 
 from __future__ import annotations
 
+# The write index (KEYS w wx): ``put_writes_from(i)`` stores (field payload)* pairs from
+# ARGV[i] to the end and lists each new field under its task (the text before the first
+# NUL) in ``wx``, reading and rewriting each task's entry once per call.
+_INDEX = """
+local function put_writes_from(w, wx, i)
+  local added = {}
+  local order = {}
+  while i < #ARGV do
+    local f = ARGV[i]
+    if redis.call('HSET', w, f, ARGV[i + 1]) == 1 then
+      local task = string.match(f, '^([^%z]*)%z') or f
+      local list = added[task]
+      if not list then
+        list = {}
+        added[task] = list
+        order[#order + 1] = task
+      end
+      list[#list + 1] = f .. '\\255'
+    end
+    i = i + 2
+  end
+  for _, task in ipairs(order) do
+    local old = redis.call('HGET', wx, task) or ''
+    redis.call('HSET', wx, task, old .. table.concat(added[task]))
+  end
+end
+local function fields_of(entry, out)
+  local pos = 1
+  while true do
+    local stop = string.find(entry, '\\255', pos, true)
+    if not stop then return end
+    out[#out + 1] = string.sub(entry, pos, stop - 1)
+    pos = stop + 1
+  end
+end
+local function chunked(cmd, key, list)
+  local out = {}
+  for s = 1, #list, 1000 do
+    local part = redis.call(cmd, key, unpack(list, s, math.min(s + 999, #list)))
+    if type(part) == 'table' then
+      for j = 1, #part do out[#out + 1] = part[j] end
+    end
+  end
+  return out
+end
+local function task_fields(wx, tasks)
+  local fields = {}
+  for _, entry in ipairs(chunked('HMGET', wx, tasks)) do
+    if entry then fields_of(entry, fields) end
+  end
+  return fields
+end
+"""
+
 # Shared helpers. A lease blocks unless it is free, expired, ours (ARGV run), or the one
 # held by the dead process the caller names (srun/shost/spid).
-_PRELUDE = """
+_PRELUDE = (
+    """
 local function lease_ok(head, now, run, srun, shost, spid)
   local l = redis.call('HMGET', head, 'lrun', 'lhost', 'lpid', 'lexp')
   if not l[1] then return true, l end
@@ -22,21 +82,23 @@ local function busy(ver, l)
 end
 local function touch(ttl, tid)
   if ttl == '' then return end
-  for i = 1, 5 do redis.call('EXPIRE', KEYS[i], ttl) end
+  for i = 1, 6 do redis.call('EXPIRE', KEYS[i], ttl) end
   if redis.call('HEXISTS', KEYS[1], 'ver') == 1 then
     local t = redis.call('TIME')
-    redis.call('ZADD', KEYS[6], tonumber(t[1]) + tonumber(ttl), tid)
+    redis.call('ZADD', KEYS[7], tonumber(t[1]) + tonumber(ttl), tid)
   end
 end
 local function listed(ttl, tid)
   if ttl == '' then
-    redis.call('ZADD', KEYS[6], '+inf', tid)
+    redis.call('ZADD', KEYS[7], '+inf', tid)
   else
     local t = redis.call('TIME')
-    redis.call('ZADD', KEYS[6], tonumber(t[1]) + tonumber(ttl), tid)
+    redis.call('ZADD', KEYS[7], tonumber(t[1]) + tonumber(ttl), tid)
   end
 end
 """
+    + _INDEX
+)
 
 # ARGV: tid expected now run host pid exp srun shost spid cid ver cp_packed ttl nvals
 #       (val_field val_packed)*nvals (write_field payload)*
@@ -57,10 +119,7 @@ for _ = 1, n do
   redis.call('HSET', KEYS[4], ARGV[i], ARGV[i + 1])
   i = i + 2
 end
-while i < #ARGV do
-  redis.call('HSET', KEYS[5], ARGV[i], ARGV[i + 1])
-  i = i + 2
-end
+put_writes_from(KEYS[5], KEYS[6], i)
 redis.call('HSET', KEYS[1], 'cp', ARGV[11], 'ver', ARGV[12])
 if ARGV[4] ~= '' then
   redis.call('HSET', KEYS[1], 'lrun', ARGV[4], 'lhost', ARGV[5], 'lpid', ARGV[6], 'lexp', ARGV[7])
@@ -75,9 +134,7 @@ return {1}
 PUT_WRITES = (
     _PRELUDE
     + """
-for i = 3, #ARGV, 2 do
-  redis.call('HSET', KEYS[5], ARGV[i], ARGV[i + 1])
-end
+put_writes_from(KEYS[5], KEYS[6], 3)
 touch(ARGV[2], ARGV[1])
 return 1
 """
@@ -136,21 +193,24 @@ end
 return out
 """
 
-# KEYS: w; ARGV: task ids. Returns (field payload)* of those tasks' writes.
-GET_WRITES = """
-local want = {}
-for i = 1, #ARGV do want[ARGV[i]] = true end
-local all = redis.call('HGETALL', KEYS[1])
+# KEYS: w wx; ARGV: task ids (distinct). Returns (field payload)* of those tasks' writes,
+# looked up through the index: two HMGETs, whatever else the thread holds.
+GET_WRITES = (
+    _INDEX
+    + """
+local fields = task_fields(KEYS[2], ARGV)
 local out = {}
-for i = 1, #all, 2 do
-  local task = string.match(all[i], '^([^%z]*)%z')
-  if task and want[task] then
-    out[#out + 1] = all[i]
-    out[#out + 1] = all[i + 1]
+if #fields == 0 then return out end
+local payloads = chunked('HMGET', KEYS[1], fields)
+for j = 1, #fields do
+  if payloads[j] then
+    out[#out + 1] = fields[j]
+    out[#out + 1] = payloads[j]
   end
 end
 return out
 """
+)
 
 # KEYS: cp cpv; ARGV: max score ('+inf' or '(N'), limit ('' = all). Returns ids then rows.
 LIST_CHECKPOINTS = """
@@ -164,8 +224,10 @@ if #ids == 0 then return {{}, {}} end
 return {ids, redis.call('HMGET', KEYS[1], unpack(ids))}
 """
 
-# KEYS: cp cpv val w; ARGV: ncp cp_id* nval val_field* task_id*
-DELETE_CHECKPOINTS = """
+# KEYS: cp cpv val w wx; ARGV: ncp cp_id* nval val_field* task_id* (distinct)
+DELETE_CHECKPOINTS = (
+    _INDEX
+    + """
 local n = tonumber(ARGV[1])
 local i = 2
 for _ = 1, n do
@@ -180,15 +242,15 @@ for _ = 1, m do
   i = i + 1
 end
 if i <= #ARGV then
-  local gone = {}
-  for j = i, #ARGV do gone[ARGV[j]] = true end
-  for _, f in ipairs(redis.call('HKEYS', KEYS[4])) do
-    local task = string.match(f, '^([^%z]*)%z')
-    if task and gone[task] then redis.call('HDEL', KEYS[4], f) end
-  end
+  local tasks = {}
+  for j = i, #ARGV do tasks[#tasks + 1] = ARGV[j] end
+  local fields = task_fields(KEYS[5], tasks)
+  if #fields > 0 then chunked('HDEL', KEYS[4], fields) end
+  chunked('HDEL', KEYS[5], tasks)
 end
 return 1
 """
+)
 
 # ARGV: tid cid ('' = no head) ver ttl ncp (id version packed)*ncp nval (field packed)*nval
 #       (write_field payload)*. Returns 0 when the thread already has a head.
@@ -209,10 +271,7 @@ for _ = 1, m do
   redis.call('HSET', KEYS[4], ARGV[i], ARGV[i + 1])
   i = i + 2
 end
-while i < #ARGV do
-  redis.call('HSET', KEYS[5], ARGV[i], ARGV[i + 1])
-  i = i + 2
-end
+put_writes_from(KEYS[5], KEYS[6], i)
 if ARGV[2] ~= '' then
   redis.call('HSET', KEYS[1], 'cp', ARGV[2], 'ver', ARGV[3])
   listed(ARGV[4], ARGV[1])

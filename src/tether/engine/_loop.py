@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Generator, Iterator
 from typing import Any
 
-from tether.checkpoint._base import LIVE_RUNS, Head, Owner, Saver, WriteRow
+from tether.checkpoint._base import ENDED_RUNS, Head, Owner, Saver, WriteRow
 from tether.engine._metrics import METRICS_TASK, RunMetrics
 from tether.engine._otel import record_run
 from tether.engine._planner import (
@@ -231,12 +231,7 @@ class Run:
         if saver is None:
             yield from self._run(ThreadState(self.spec, None, self.thread_id))
             return
-        LIVE_RUNS.add(self.run_id)
-        try:
-            head = claim_thread(saver, self.thread_id, self.owner, self.on_busy, self.busy_timeout)
-        except BaseException:
-            LIVE_RUNS.discard(self.run_id)
-            raise
+        head = claim_thread(saver, self.thread_id, self.owner, self.on_busy, self.busy_timeout)
         failed = False
         try:
             target = checkpoint_id_of(self.config)
@@ -247,7 +242,6 @@ class Run:
             self.metrics.outcome = "failed"
             raise
         finally:
-            LIVE_RUNS.discard(self.run_id)
             self._write_metrics()
             self._release(saver, failed)
 
@@ -258,6 +252,7 @@ class Run:
         try:
             saver.release(self.thread_id, self.owner)
         except CheckpointError as exc:
+            ENDED_RUNS.add(self.run_id)
             if failed:
                 return
             raise CheckpointError(
