@@ -95,8 +95,6 @@ SYNC_CASES = {
 def test_sync_and_async_never_rerun_finished_work(
     backend: dict[str, Any], tmp_path: Path, mode: str, crash: str
 ) -> None:
-    if backend["kind"] != "sqlite" and crash not in ("in_node:b2", "in_node:c", "before_commit:3"):
-        pytest.skip("the full matrix runs on SQLite; server backends run the key points")
     out, seen = crash_and_resume(backend, tmp_path, mode, crash)
     assert out == FINAL
     expected = {**EVERYTHING_ONCE, **SYNC_CASES[crash]}
