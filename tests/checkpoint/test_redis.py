@@ -366,3 +366,32 @@ def test_many_threads_commit_in_parallel(redis_url: str) -> None:
         assert errors == []
         assert s.list_threads() == [f"t{i}" for i in range(8)]
         assert all(s.get_head(f"t{i}") == Head("cp-20", 20) for i in range(8))
+
+
+def test_list_checkpoints_of_a_long_thread(redis_url: str) -> None:
+    """More checkpoints than Lua's unpack() takes at once (about 8,000) list in one call."""
+    import uuid as _uuid
+
+    from tether.checkpoint import CheckpointRow, RedisSaver
+
+    saver = RedisSaver(redis_url, prefix=f"long_{_uuid.uuid4().hex[:8]}")
+    try:
+        expected = None
+        for n in range(1, 9001):
+            row = CheckpointRow("t", f"c{n}", f"c{n - 1}" if n > 1 else None, n, n, 0.0, b"b")
+            saver.commit(
+                "t",
+                expected_version=expected,
+                checkpoint=row,
+                values=[],
+                writes=[],
+                owner=None,
+                lease_seconds=1,
+                durable=False,
+            )
+            expected = n
+        rows = list(saver.list_checkpoints("t"))
+        assert len(rows) == 9000 and rows[0].checkpoint_id == "c9000"
+    finally:
+        saver.delete_thread("t")
+        saver.close()

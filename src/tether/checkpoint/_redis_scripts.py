@@ -221,7 +221,12 @@ else
   ids = redis.call('ZREVRANGEBYSCORE', KEYS[2], ARGV[1], '-inf', 'LIMIT', 0, ARGV[2])
 end
 if #ids == 0 then return {{}, {}} end
-return {ids, redis.call('HMGET', KEYS[1], unpack(ids))}
+local rows = {}
+for i = 1, #ids, 1000 do
+  local part = redis.call('HMGET', KEYS[1], unpack(ids, i, math.min(i + 999, #ids)))
+  for j = 1, #part do rows[#rows + 1] = part[j] end
+end
+return {ids, rows}
 """
 
 # KEYS: cp cpv val w wx; ARGV: ncp cp_id* nval val_field* task_id* (distinct)
