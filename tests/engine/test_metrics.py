@@ -169,3 +169,15 @@ def test_spans_and_metrics_reach_opentelemetry() -> None:
         for m in sm.metrics
     }
     assert "tether.resume.latency" in names
+
+
+def test_without_opentelemetry_recording_is_a_no_op(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tether.engine import _otel
+
+    monkeypatch.setattr(_otel, "_otel_trace", None)
+    monkeypatch.setattr(_otel, "_otel_metrics", None)
+    assert not _otel.enabled()
+    app = build()
+    app.invoke({"log": []}, cfg("no-otel"))
+    app.invoke(Command(resume=True), cfg("no-otel"))
+    assert app.get_metrics(cfg("no-otel")).runs == 2
