@@ -22,7 +22,6 @@ from tether.engine._planner import (
     normalize_output,
     plan_next,
     resolve_branch,
-    start_triggers,
     task_id,
 )
 from tether.engine._spec import Branch, Channel
@@ -412,14 +411,6 @@ def test_plan_next_join_fires_once_with_other_edge_to_target() -> None:
     spec = _spec(edges=[("b", "e")], joins=[(("b", "c"), "e")])
     triggers, _ = plan_next(spec, [(_pull("b"), _out()), (_pull("c"), _out())], {})
     assert [t for t in triggers if t.node == "e"] == [Trigger("e", False, 0)]
-
-
-def test_start_triggers() -> None:
-    spec = _spec()
-    assert start_triggers(spec, _out()) == [Trigger("a", False, 0)]
-
-
-# -- resolve_branch ------------------------------------------------------------------------
 
 
 def _branch(path_map: Any = None) -> Branch:

@@ -275,10 +275,3 @@ def goto_triggers(goto: Sequence[str | Send]) -> list[Trigger]:
     return [Trigger(n, False, 0) for n in pulls] + [
         Trigger(s.node, True, i, s.arg) for i, s in enumerate(sends)
     ]
-
-
-def start_triggers(spec: GraphSpec, out: TaskOutput) -> list[Trigger]:
-    """Triggers of a run's first step: the edges out of START (and any goto of the input)."""
-    start = PlannedTask("", START, 0, False)
-    triggers, _ = plan_next(spec, [(start, out)], {})
-    return triggers

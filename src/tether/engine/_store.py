@@ -122,7 +122,6 @@ class ThreadState:
     tasks: list[PlannedTask] = field(default_factory=list)
     joins: dict[str, frozenset[str]] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
-    bytes_written: int = 0
 
     @property
     def exists(self) -> bool:
@@ -317,7 +316,6 @@ class ThreadState:
         except BaseException:
             self.chains = chains_before
             raise
-        self.bytes_written = nbytes
         self.head = Head(self.checkpoint_id, version)
         self.parent_id = self.committed_id
         self.committed_id = self.checkpoint_id
