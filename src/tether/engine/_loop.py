@@ -15,6 +15,7 @@ from collections.abc import Generator, Iterator
 from typing import Any
 
 from tether.checkpoint._base import ENDED_RUNS, Head, Owner, Saver, WriteRow
+from tether.engine._heartbeat import Heartbeat
 from tether.engine._metrics import METRICS_TASK, RunMetrics
 from tether.engine._otel import record_run
 from tether.engine._planner import (
@@ -48,6 +49,9 @@ from tether.errors import (
 from tether.types import START, Command, Durability, Interrupt
 
 DEFAULT_RECURSION_LIMIT = 25
+
+HEARTBEAT = Heartbeat(LEASE_SECONDS)
+"""Renews the leases of this process's running threads (see engine/_heartbeat.py)."""
 
 
 def thread_id_of(config: dict[str, Any] | None, *, required: bool) -> str | None:
@@ -232,6 +236,7 @@ class Run:
             yield from self._run(ThreadState(self.spec, None, self.thread_id))
             return
         head = claim_thread(saver, self.thread_id, self.owner, self.on_busy, self.busy_timeout)
+        HEARTBEAT.register(saver, self.thread_id, self.owner)
         failed = False
         try:
             target = checkpoint_id_of(self.config)
@@ -242,6 +247,7 @@ class Run:
             self.metrics.outcome = "failed"
             raise
         finally:
+            HEARTBEAT.unregister(self.run_id)
             self._write_metrics()
             self._release(saver, failed)
 
