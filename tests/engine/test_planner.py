@@ -493,3 +493,20 @@ def test_assign_ids_keeps_order_and_fields() -> None:
     assert len({p.id for p in planned}) == 3
     assert planned == assign_ids("t", "cp", triggers)
     assert planned[0].id != assign_ids("t", "cp2", triggers)[0].id
+
+
+def test_a_failing_reducer_is_an_invalid_update_naming_key_and_node() -> None:
+    class R(TypedDict, total=False):
+        items: Annotated[list[Any], operator.add]
+        other: int
+
+    g = StateGraph(R)
+    g.add_node("bad", lambda s: {"items": "not a list", "other": 1})
+    g.add_edge(START, "bad")
+    spec = g.spec()
+    values: dict[str, Any] = {"items": [1]}
+    task = PlannedTask("t", "bad", 0, False)
+    out = normalize_output(spec, "bad", {"other": 2, "items": "not a list"})
+    with pytest.raises(InvalidUpdateError, match=r"key 'items'.*\['bad'\]"):
+        apply_writes(spec, values, [(task, out)])
+    assert values == {"items": [1]}  # nothing applied

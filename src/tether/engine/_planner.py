@@ -227,8 +227,19 @@ def apply_writes(
                 f"{names}) but has no reducer; give it a reducer with Annotated[..., reducer] "
                 "or let only one node write it per step"
             )
+    folded: dict[str, Any] = {}
     for key, writes in per_key.items():
-        values[key] = fold_many(channels[key], values.get(key, MISSING), writes)
+        channel = channels[key]
+        try:
+            folded[key] = fold_many(channel, values.get(key, MISSING), writes)
+        except Exception as exc:
+            reducer = getattr(channel.reducer, "__name__", repr(channel.reducer))
+            raise InvalidUpdateError(
+                f"key {key!r}: its reducer {reducer} failed on the writes of nodes "
+                f"{writers[key]} ({type(exc).__name__}: {exc}); write values the reducer "
+                "accepts (for operator.add on a list, a list)"
+            ) from exc
+    values.update(folded)  # all or nothing: a failing reducer leaves the state as it was
     return per_key
 
 
