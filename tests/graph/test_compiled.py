@@ -843,3 +843,31 @@ def test_dataclass_instance_as_input() -> None:
     g.add_node("n", lambda s: {"items": [s.name]})
     g.add_edge(START, "n")
     assert g.compile().invoke(D(name="x", items=[0])) == {"items": [0, "x"], "name": "x"}
+
+
+def test_many_concurrent_ainvokes_with_async_nodes_all_progress() -> None:
+    """More concurrent async runs than the event loop's default executor has threads: all of
+    them are inside their node at once (a barrier proves it), none waits for another."""
+    import asyncio
+
+    class C(TypedDict, total=False):
+        n: int
+
+    runs = 24
+    barrier = asyncio.Barrier(runs)
+
+    async def node(state: C) -> dict[str, Any]:
+        await asyncio.wait_for(barrier.wait(), timeout=30)
+        return {"n": state.get("n", 0) + 1}
+
+    g = StateGraph(C)
+    g.add_node("node", node)
+    g.add_edge(START, "node")
+    app = g.compile(checkpointer=InMemorySaver())
+
+    async def main() -> list[Any]:
+        return await asyncio.gather(
+            *(app.ainvoke({"n": i}, {"configurable": {"thread_id": f"c{i}"}}) for i in range(runs))
+        )
+
+    assert asyncio.run(main()) == [{"n": i + 1} for i in range(runs)]

@@ -38,7 +38,7 @@ from tether.types import Command, Interrupt, RetryPolicy
 
 T = TypeVar("T")
 
-_NODE_POOL = ThreadPoolExecutor(max_workers=64, thread_name_prefix="tether-node")
+_NODE_POOL = ThreadPoolExecutor(max_workers=256, thread_name_prefix="tether-node")
 
 
 @dataclass(slots=True)

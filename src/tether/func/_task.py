@@ -23,7 +23,7 @@ from tether.types import RetryPolicy
 P = ParamSpec("P")
 T = TypeVar("T")
 
-_TASK_POOL = ThreadPoolExecutor(max_workers=64, thread_name_prefix="tether-task")
+_TASK_POOL = ThreadPoolExecutor(max_workers=256, thread_name_prefix="tether-task")
 
 
 class TaskFuture(Generic[T]):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import copy
 from collections.abc import AsyncIterator, Callable, Generator, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from tether.checkpoint._base import Saver
@@ -20,6 +21,11 @@ from tether.errors import ConfigError
 from tether.types import INTERRUPT_KEY, Durability, RunResult, StateSnapshot
 
 MODES = ("values", "updates", "custom")
+
+_RUN_POOL = ThreadPoolExecutor(max_workers=512, thread_name_prefix="tether-run")
+"""Steps the loop of ``ainvoke``/``astream`` runs. Its own pool, so that many concurrent
+async runs (each blocking a thread while an async node awaits on the caller's loop) are not
+capped by the event loop's small default executor."""
 _DONE: Any = object()
 
 
@@ -181,12 +187,12 @@ class CompiledGraph:
         gen = self._stream_iter(input, config, stream_mode, durability, version, on_busy, loop)
         try:
             while True:
-                item = await loop.run_in_executor(None, next, gen, _DONE)
+                item = await loop.run_in_executor(_RUN_POOL, next, gen, _DONE)
                 if item is _DONE:
                     return
                 yield item
         finally:
-            await loop.run_in_executor(None, gen.close)
+            await loop.run_in_executor(_RUN_POOL, gen.close)
 
     async def ainvoke(
         self,
@@ -202,10 +208,10 @@ class CompiledGraph:
         run = self._run(input, config, durability, False, on_busy, loop)
         events = run.events()
         try:
-            while await loop.run_in_executor(None, next, events, _DONE) is not _DONE:
+            while await loop.run_in_executor(_RUN_POOL, next, events, _DONE) is not _DONE:
                 pass
         finally:
-            await loop.run_in_executor(None, events.close)
+            await loop.run_in_executor(_RUN_POOL, events.close)
         return self._finish(run, version)
 
     # -- state -----------------------------------------------------------------------------
