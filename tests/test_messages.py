@@ -1,7 +1,7 @@
 """add_messages: append, replace by id in place, give ids to messages without one."""
 
 import operator
-from typing import Annotated, TypedDict
+from typing import Annotated, Any, TypedDict
 
 import pytest
 
@@ -94,3 +94,21 @@ def test_langchain_messages() -> None:
     assert out[1].content == "hello" and out[1].id
     replaced = add_messages(out, [messages.HumanMessage(content="HI", id="1")])
     assert [m.content for m in replaced] == ["HI", "hello"]
+
+
+def test_messages_state_merges_by_id_through_a_graph() -> None:
+    from tether import START, MessagesState, StateGraph
+
+    def reply(state: MessagesState) -> dict[str, Any]:
+        return {
+            "messages": [
+                {"role": "ai", "content": "draft", "id": "a1"},
+                {"role": "ai", "content": "final", "id": "a1"},
+            ]
+        }
+
+    g = StateGraph(MessagesState)
+    g.add_node("reply", reply)
+    g.add_edge(START, "reply")
+    out = g.compile().invoke({"messages": [{"role": "user", "content": "hi", "id": "u1"}]})
+    assert [m["content"] for m in out["messages"]] == ["hi", "final"]

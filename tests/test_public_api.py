@@ -19,6 +19,7 @@ EXPECTED_ALL = [
     "InterruptError",
     "InvalidAnswerError",
     "InvalidUpdateError",
+    "MessagesState",
     "NondeterminismError",
     "RetryPolicy",
     "RunResult",

@@ -23,7 +23,7 @@ from tether.errors import (
     ThreadBusyError,
 )
 from tether.func import TaskFuture, entrypoint, task
-from tether.graph import CompiledGraph, StateGraph, add_messages
+from tether.graph import CompiledGraph, MessagesState, StateGraph, add_messages
 from tether.types import (
     END,
     START,
@@ -54,6 +54,7 @@ __all__ = [
     "InterruptError",
     "InvalidAnswerError",
     "InvalidUpdateError",
+    "MessagesState",
     "NondeterminismError",
     "RetryPolicy",
     "RunResult",

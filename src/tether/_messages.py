@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from typing import Annotated, Any, TypedDict
 
 
 def _message_id(msg: Any) -> Any:
@@ -50,3 +50,9 @@ def add_messages(left: Sequence[Any] | Any, right: Sequence[Any] | Any) -> list[
         else:
             merged[at] = msg
     return merged
+
+
+class MessagesState(TypedDict):
+    """A state with one key, ``messages``, merged by ``add_messages`` (as in LangGraph)."""
+
+    messages: Annotated[list[Any], add_messages]
