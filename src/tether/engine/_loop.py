@@ -376,10 +376,23 @@ class Run:
         for i, v in answers.items():
             logs.setdefault(pending[i], TaskLog()).resumes[i] = v
 
+    def _at_breakpoint(self, state: ThreadState, logs: dict[str, TaskLog], first: bool) -> bool:
+        """A static breakpoint before one of the next tasks. A run that continues with
+        ``invoke(None)`` passes the breakpoint it stopped at."""
+        before = self.spec.interrupt_before
+        if not before or (first and self.input is None):
+            return False
+        return any(
+            t.node in before and logs.get(t.id, TaskLog()).status == "runnable" for t in state.tasks
+        )
+
     def _steps(self, state: ThreadState, logs: dict[str, TaskLog]) -> Iterator[tuple[str, Any]]:
         steps = 0
         try:
             while state.tasks:
+                if self._at_breakpoint(state, logs, steps == 0):
+                    self.metrics.outcome = "paused"
+                    break
                 if steps >= self.limit:
                     raise GraphRecursionError(
                         f"thread {self.thread_id!r} ran {steps} steps (recursion_limit="
@@ -387,6 +400,7 @@ class Run:
                         f"{[t.node for t in state.tasks]}. Raise recursion_limit in the config "
                         "if the loop is intended, and continue with invoke(None, config)"
                     )
+                ran = {t.node for t in state.tasks}
                 done = yield from self._step(state, logs)
                 if not done:
                     return
@@ -394,6 +408,9 @@ class Run:
                 steps += 1
                 self.values = state.output_values()
                 yield "values", self.values
+                if state.tasks and ran & self.spec.interrupt_after:
+                    self.metrics.outcome = "paused"
+                    break
         except BaseException:
             self._flush(state)
             raise

@@ -14,7 +14,8 @@ from tether.types import RetryPolicy
 
 
 def wants_config(fn: Callable[..., Any]) -> bool:
-    """True when ``fn`` takes a second positional argument or a ``config`` parameter."""
+    """True when ``fn`` has a ``config`` parameter, or a second positional parameter
+    without a default (``lambda s, name=name: ...`` does not take the config)."""
     try:
         params = list(inspect.signature(fn).parameters.values())
     except (TypeError, ValueError):
@@ -22,7 +23,7 @@ def wants_config(fn: Callable[..., Any]) -> bool:
     if any(p.name == "config" for p in params):
         return True
     positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    return len(positional) >= 2
+    return len(positional) >= 2 and positional[1].default is inspect.Parameter.empty
 
 
 def is_async_callable(fn: Callable[..., Any]) -> bool:
@@ -104,6 +105,8 @@ class GraphSpec:
     branches: dict[str, tuple[Branch, ...]]
     joins: tuple[Join, ...]
     joins_by_source: dict[str, tuple[Join, ...]] = field(default_factory=dict)
+    interrupt_before: frozenset[str] = frozenset()
+    interrupt_after: frozenset[str] = frozenset()
 
     @property
     def channels(self) -> dict[str, Channel]:

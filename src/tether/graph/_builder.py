@@ -260,6 +260,27 @@ class StateGraph:
                 "routes to it with Command(goto=...)"
             )
 
+    def _breakpoints(
+        self, what: str, names: Sequence[str] | str | None, checkpointer: Saver | None
+    ) -> frozenset[str]:
+        if not names:
+            return frozenset()
+        if checkpointer is None:
+            raise GraphError(
+                f"{what} needs a checkpointer to remember where the run stopped: "
+                "compile(checkpointer=..., ...)"
+            )
+        if names == "*":
+            return frozenset(self._nodes)
+        listed = [names] if isinstance(names, str) else list(names)
+        for n in listed:
+            if n not in self._nodes:
+                raise GraphError(
+                    f"{what} names node {n!r}, which is not in the graph "
+                    f"(known nodes: {sorted(self._nodes)})"
+                )
+        return frozenset(listed)
+
     def spec(self) -> GraphSpec:
         self._validate()
         edges: dict[str, list[str]] = {}
@@ -290,12 +311,26 @@ class StateGraph:
             joins_by_source={k: tuple(v) for k, v in by_source.items()},
         )
 
-    def compile(self, checkpointer: Saver | None = None, *, name: str = "graph") -> CompiledGraph:
+    def compile(
+        self,
+        checkpointer: Saver | None = None,
+        *,
+        interrupt_before: Sequence[str] | str | None = None,
+        interrupt_after: Sequence[str] | str | None = None,
+        name: str = "graph",
+    ) -> CompiledGraph:
         """Check the graph and return a runnable bound to ``checkpointer`` (None: no memory
-        between invokes, and no interrupts)."""
+        between invokes, and no interrupts). ``interrupt_before`` / ``interrupt_after`` are
+        static breakpoints: node names (or "*" for all) where a run stops before or after
+        the node; ``invoke(None, config)`` continues it."""
+        from dataclasses import replace
+
         from tether.graph._compiled import CompiledGraph
         from tether.serde import default_registry
 
         spec = self.spec()
+        before = self._breakpoints("interrupt_before", interrupt_before, checkpointer)
+        after = self._breakpoints("interrupt_after", interrupt_after, checkpointer)
+        spec = replace(spec, interrupt_before=before, interrupt_after=after)
         default_registry.register_schema(spec.schema.cls)
         return CompiledGraph(spec, checkpointer, name=name)
