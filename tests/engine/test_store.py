@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import operator
 import uuid
+from typing import Annotated, TypedDict
 
+import pytest
+
+from tether import START, StateGraph, ThreadBusyError
+from tether.checkpoint import InMemorySaver
 from tether.engine._store import (
     MAX_CHAIN,
     SMALL_CHAIN,
     SNAPSHOT_FLOOR,
     SNAPSHOT_RATIO,
     ChainStat,
+    ThreadState,
     needs_snapshot,
     new_checkpoint_id,
 )
@@ -63,3 +70,29 @@ def test_checkpoint_ids_are_uuid7_and_time_ordered() -> None:
     assert all(uuid.UUID(i).version == 7 for i in ids)
     assert len(set(ids)) == 200
     assert [i[:13] for i in ids] == sorted(i[:13] for i in ids)
+
+
+class _S(TypedDict, total=False):
+    log: Annotated[list[str], operator.add]
+    big: str
+
+
+def test_a_failed_commit_changes_nothing_in_memory() -> None:
+    g = StateGraph(_S)
+    g.add_node("a", lambda s: {})
+    g.add_edge(START, "a")
+    saver = InMemorySaver()
+    app = g.compile(checkpointer=saver)
+    cfg = {"configurable": {"thread_id": "t"}}
+    app.invoke({"log": ["x"], "big": "y" * 100}, cfg)
+    state = ThreadState.load(app.spec, saver, "t", saver.get_head("t"))
+    app.invoke({"log": ["other writer"]}, cfg)  # the head moves on
+    before = (dict(state.versions), dict(state.chains), dict(state.metadata))
+    state.values["log"] = [*state.values["log"], "mine"]
+    state.record({"log": [["mine"]], "big": ["z" * 100]})
+    state.values["big"] = "z" * 100
+    state.checkpoint_id = new_checkpoint_id()
+    with pytest.raises(ThreadBusyError):
+        state.commit(source="loop", owner=None, durable=False)
+    assert (dict(state.versions), dict(state.chains), dict(state.metadata)) == before
+    assert state.dirty == {"log", "big"}

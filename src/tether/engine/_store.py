@@ -1,8 +1,9 @@
 """A thread's state between the loop and its saver: load a checkpoint, commit a step.
 
 Invariant: only channels written since the last commit are stored; a reducer channel stores
-the writes themselves (a delta) until they outweigh its last snapshot twice over, then a new
-snapshot. Storage grows with what was written, and a read costs O(size of the value).
+the writes themselves (a delta) until a snapshot is due (``needs_snapshot``). Storage grows
+with what was written, and a read costs O(size of the value). A failed commit changes
+nothing in memory either.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 from tether._messages import add_messages
 from tether.checkpoint._base import CheckpointRow, Head, Owner, Saver, ValueRow, WriteRow
 from tether.checkpoint._body import Body, TaskRecord, decode_body, encode_body, is_inline
-from tether.engine._planner import MISSING, PlannedTask, fold_many
+from tether.engine._planner import PlannedTask, fold_many
 from tether.engine._spec import Channel, GraphSpec
 from tether.errors import CheckpointError, SerializationError
 
@@ -43,10 +44,7 @@ are not capped: a cap would make storage grow with the square of the length."""
 
 LEASE_SECONDS = 300.0
 
-_KNOWN_REDUCERS: dict[int, Channel] = {
-    1: Channel("", operator.add, list),
-    2: Channel("", add_messages, list),
-}
+_KNOWN_REDUCERS: dict[int, Callable[[Any, Any], Any]] = {1: operator.add, 2: add_messages}
 
 
 def reducer_code(channel: Channel) -> int:
@@ -60,14 +58,14 @@ def reducer_code(channel: Channel) -> int:
 
 
 def channel_for_code(thread_id: str, key: str, code: int) -> Channel:
-    known = _KNOWN_REDUCERS.get(code)
-    if known is None:
+    reducer = _KNOWN_REDUCERS.get(code)
+    if reducer is None:
         raise CheckpointError(
             f"thread {thread_id!r}: state key {key!r} uses a custom reducer, so its stored "
             "deltas can only be folded with the graph that wrote them (pass the graph, e.g. "
             "--graph module:attr)"
         )
-    return Channel(key, known.reducer, known.default)
+    return Channel(key, reducer, list)
 
 
 def new_checkpoint_id() -> str:
@@ -111,7 +109,6 @@ class ThreadState:
     checkpoint_id: str | None = None
     committed_id: str | None = None
     parent_id: str | None = None
-    version: int = 0
     step: int = -1
     created_at: float | None = None
     values: dict[str, Any] = field(default_factory=dict)
@@ -159,7 +156,6 @@ class ThreadState:
         versions = body.versions
         self.checkpoint_id = self.committed_id = row.checkpoint_id
         self.parent_id = row.parent_id
-        self.version = row.version
         self.step = row.step
         self.created_at = row.created_at
         self.versions = dict(versions)
@@ -217,21 +213,28 @@ class ThreadState:
                 f"thread {self.thread_id!r}, state key {key!r}: {exc}"
             ) from exc
 
-    def _value_rows(self, version: int) -> list[ValueRow]:
+    def _value_rows(
+        self, version: int
+    ) -> tuple[list[ValueRow], dict[str, int], dict[str, ChainStat]]:
+        """The value rows of the dirty channels, and the versions and chain stats the
+        thread will have once they are stored (nothing is changed here)."""
         rows: list[ValueRow] = []
+        versions = dict(self.versions)
+        chains = dict(self.chains)
         channels = self.spec.channels
         for key in sorted(self.dirty):
             channel = channels[key]
             if channel.reducer is None and is_inline(self.values[key]):
-                self.versions.pop(key, None)
+                versions.pop(key, None)
                 continue
-            stat = self.chains.get(key)
+            versions[key] = version
+            stat = chains.get(key)
             if channel.reducer is not None and stat is not None and key in self.pending:
-                delta = self._encode(key, [reducer_code(channel), self.pending[key]])
-                one_pass = reducer_code(channel) != 0
-                if not needs_snapshot(stat, len(delta), one_pass_fold=one_pass):
+                code = reducer_code(channel)
+                delta = self._encode(key, [code, self.pending[key]])
+                if not needs_snapshot(stat, len(delta), one_pass_fold=code != 0):
                     rows.append(ValueRow(key, version, stat.last, stat.base, delta))
-                    self.chains[key] = ChainStat(
+                    chains[key] = ChainStat(
                         stat.base,
                         version,
                         stat.snapshot_bytes,
@@ -242,21 +245,17 @@ class ThreadState:
             payload = self._encode(key, self.values[key])
             rows.append(ValueRow(key, version, None, version, payload))
             if channel.reducer is not None:
-                self.chains[key] = ChainStat(version, version, len(payload), 0, 0)
-        return rows
+                chains[key] = ChainStat(version, version, len(payload), 0, 0)
+        return rows, versions, chains
 
-    def encode_body(self, source: str) -> bytes:
-        assert self.saver is not None
-        self.metadata = {"source": source, "step": self.step}
+    def _encode_body(self, source: str, versions: dict[str, int]) -> bytes:
+        assert self.saver is not None and self.checkpoint_id is not None
         inline = {
-            k: v
-            for k, v in self.values.items()
-            if k not in self.versions and k in self.spec.channels
+            k: v for k, v in self.values.items() if k not in versions and k in self.spec.channels
         }
         tasks = [TaskRecord(t.id, t.node, t.index, t.is_send, t.arg) for t in self.tasks]
         joins = {k: sorted(v) for k, v in self.joins.items()}
-        body = Body(self.versions, inline, tasks, joins, {"source": source})
-        assert self.checkpoint_id is not None
+        body = Body(versions, inline, tasks, joins, {"source": source})
         try:
             return encode_body(self.saver.serde, self.thread_id, self.checkpoint_id, body)
         except SerializationError as exc:
@@ -283,11 +282,8 @@ class ThreadState:
         assert self.checkpoint_id is not None
         expected = self.head.version if self.head is not None else None
         version = (expected or 0) + 1
-        chains_before = dict(self.chains)
-        values = self._value_rows(version)
-        for vrow in values:
-            self.versions[vrow.channel] = version
-        body = self.encode_body(source)
+        values, versions, chains = self._value_rows(version)
+        body = self._encode_body(source, versions)
         nbytes = len(body) + sum(len(v.payload) for v in values)
         all_writes = list(writes or [])
         if extra_writes is not None:
@@ -302,24 +298,21 @@ class ThreadState:
             now,
             body,
         )
-        try:
-            saver.commit(
-                self.thread_id,
-                expected_version=expected,
-                checkpoint=row,
-                values=values,
-                writes=all_writes,
-                owner=owner,
-                lease_seconds=LEASE_SECONDS,
-                durable=durable,
-            )
-        except BaseException:
-            self.chains = chains_before
-            raise
+        saver.commit(
+            self.thread_id,
+            expected_version=expected,
+            checkpoint=row,
+            values=values,
+            writes=all_writes,
+            owner=owner,
+            lease_seconds=LEASE_SECONDS,
+            durable=durable,
+        )
+        self.versions, self.chains = versions, chains
+        self.metadata = {"source": source, "step": self.step}
         self.head = Head(self.checkpoint_id, version)
         self.parent_id = self.committed_id
         self.committed_id = self.checkpoint_id
-        self.version = version
         self.created_at = now
         self.dirty.clear()
         self.pending.clear()
@@ -329,4 +322,4 @@ class ThreadState:
         return {k: self.values[k] for k in keys if k in self.values}
 
     def snapshot_values(self) -> dict[str, Any]:
-        return {k: v for k, v in self.values.items() if v is not MISSING}
+        return dict(self.values)
