@@ -184,9 +184,15 @@ class Run:
         *,
         last: bool = False,
     ) -> None:
+        sizes: list[int] = []
+        payloads: list[dict[str, Any]] = []
+
         def metrics_row(nbytes: int) -> list[WriteRow]:
-            self.metrics.committed(nbytes)
-            return [self._metrics_row()] if last else []
+            sizes.append(nbytes)
+            if not last:
+                return []
+            payloads.append(self._metrics_payload(pending_bytes=nbytes))
+            return [self._metrics_row(payloads[0])]
 
         state.commit(
             source=source,
@@ -195,24 +201,35 @@ class Run:
             writes=writes,
             extra_writes=metrics_row,
         )
+        # counted only once stored, so a failed commit leaves the run's metrics exact
+        if sizes:  # nothing is stored without a checkpointer
+            self.metrics.committed(sizes[0])
+        if payloads:
+            self._metrics_stored(payloads[0])
 
-    def _metrics_row(self) -> WriteRow:
-        """The run's metrics, stored with the run's last write (see engine/_metrics.py)."""
-        self.metrics.written = True
+    def _metrics_payload(self, pending_bytes: int | None = None) -> dict[str, Any]:
         with self.ctx.lock:
             counters = dict(self.ctx.metrics)
-        payload = self.metrics.payload(counters)
-        record_run(self.thread_id, payload)
+        return self.metrics.payload(counters, pending_bytes)
+
+    def _metrics_row(self, payload: dict[str, Any]) -> WriteRow:
+        """The run's metrics, stored with the run's last write (see engine/_metrics.py)."""
         return self._row(METRICS_TASK, "metrics", self.run_id, payload)
+
+    def _metrics_stored(self, payload: dict[str, Any]) -> None:
+        self.metrics.written = True
+        record_run(self.thread_id, payload)
 
     def _write_metrics(self) -> None:
         """For runs whose last write was not a commit (a pause, a failure)."""
         if self.saver is None or self.metrics.written:
             return
+        payload = self._metrics_payload()
         try:
-            self.saver.put_writes(self.thread_id, [self._metrics_row()], durable=False)
+            self.saver.put_writes(self.thread_id, [self._metrics_row(payload)], durable=False)
         except TetherError:
-            pass  # metrics never hide the run's own outcome
+            return  # metrics never hide the run's own outcome
+        self._metrics_stored(payload)
 
     def _flush(self, state: ThreadState) -> None:
         """Exit mode: store the state (if it moved) and the pending step's records."""

@@ -51,17 +51,20 @@ class RunMetrics:
         self.bytes_total += nbytes
         self.bytes_largest = max(self.bytes_largest, nbytes)
 
-    def payload(self, counters: dict[str, int]) -> dict[str, Any]:
+    def payload(self, counters: dict[str, int], pending_bytes: int | None = None) -> dict[str, Any]:
+        """The row to store; ``pending_bytes``: a checkpoint being committed with it, counted
+        here without changing the totals until that commit succeeds."""
         wait = None if self.first_node_at is None else self.first_node_at - self.t0
+        extra = [] if pending_bytes is None else [pending_bytes]
         return {
             "run": self.run_id,
             "at": self.started_at,
             "kind": self.kind,
             "outcome": self.outcome,
             "to_first_node": wait,
-            "checkpoints": self.checkpoints,
-            "bytes": self.bytes_total,
-            "largest": self.bytes_largest,
+            "checkpoints": self.checkpoints + len(extra),
+            "bytes": self.bytes_total + sum(extra),
+            "largest": max([self.bytes_largest, *extra]),
             "rerun": self.tasks_rerun,
             "reused": self.tasks_reused,
             "executed": counters.get("tasks_executed", 0),
