@@ -700,3 +700,28 @@ def test_resume_and_continue_need_a_checkpointer() -> None:
         app.invoke(Command(resume=True))
     with pytest.raises(EmptyInputError, match="no checkpointer"):
         app.invoke(None)
+
+
+def test_bad_input_is_refused_before_the_thread_is_touched() -> None:
+    class P(TypedDict, total=False):
+        x: int
+
+    g = StateGraph(P)
+    g.add_node("a", lambda s: {"x": 1})
+    g.add_edge(START, "a")
+    saver = InMemorySaver()
+    claims: list[str] = []
+    original = saver.claim
+
+    def claim(*args: Any, **kwargs: Any) -> Any:
+        claims.append(args[0])
+        return original(*args, **kwargs)
+
+    saver.claim = claim  # type: ignore[method-assign]
+    app = g.compile(checkpointer=saver)
+    cfg = {"configurable": {"thread_id": "untouched"}}
+    for bad in ({"nope": 1}, "text", Command(resume=1, update={"x": 2})):
+        with pytest.raises((InvalidUpdateError, InterruptError)):
+            app.invoke(bad, cfg)
+    assert claims == []
+    assert saver.dump_thread("untouched").head is None

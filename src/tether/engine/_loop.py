@@ -132,6 +132,7 @@ class Run:
         self.buffer: list[WriteRow] = []
         self.answered: dict[str, str] = {}
         self.metrics = RunMetrics(self.run_id)
+        self.start_writes = self._check_input(input)
         self.state: ThreadState | None = None
         self.ctx = RunContext(
             self.thread_id,
@@ -289,23 +290,11 @@ class Run:
         inp = self.input
         at_head = state.head is None or state.checkpoint_id == state.head.checkpoint_id
         logs: dict[str, TaskLog] = {}
-        if self.saver is None and (inp is None or (isinstance(inp, Command) and inp.has_resume)):
-            what = "invoke(None, ...)" if inp is None else "Command(resume=...)"
-            error = EmptyInputError if inp is None else InterruptError
-            raise error(
-                f"{what} continues a saved thread, and this graph has no checkpointer: "
-                "compile it with compile(checkpointer=...) and pass a thread_id"
-            )
         if isinstance(inp, Command) and inp.has_resume:
             if not at_head:
                 raise InterruptError(
                     f"Command(resume=...) applies to the head of thread {self.thread_id!r}; "
                     "drop checkpoint_id from the config to resume"
-                )
-            if inp.update is not None or inp.goto_targets():
-                raise InterruptError(
-                    "Command(resume=...) cannot be combined with update or goto; resume first, "
-                    "then update the state with update_state()"
                 )
             logs = self._load_logs(state)
             self._apply_resume(state, inp.resume, logs)
@@ -328,7 +317,8 @@ class Run:
                 else:
                     self.metrics.kind = "continue"
         else:
-            self._start(state, inp)
+            assert self.start_writes is not None
+            self._start(state, self.start_writes)
         self.values = state.output_values()
         yield "values", self.values
         yield from self._steps(state, logs)
@@ -339,9 +329,27 @@ class Run:
         rows = self.saver.get_writes(self.thread_id, [t.id for t in state.tasks])
         return collect_logs(self.saver.serde, rows)
 
-    def _start(self, state: ThreadState, inp: Any) -> None:
-        """New input: fold it in as START's writes and plan START's successors. Pending work
-        of an earlier run (an unanswered interrupt, a failed step) is abandoned."""
+    def _check_input(self, inp: Any) -> TaskOutput | None:
+        """Everything about the input that can be checked without the thread, checked before
+        the run claims it or writes anything. Returns new input as START's writes."""
+        resume = isinstance(inp, Command) and inp.has_resume
+        if self.saver is None and (inp is None or resume):
+            what = "invoke(None, ...)" if inp is None else "Command(resume=...)"
+            error = EmptyInputError if inp is None else InterruptError
+            raise error(
+                f"{what} continues a saved thread, and this graph has no checkpointer: "
+                "compile it with compile(checkpointer=...) and pass a thread_id"
+            )
+        if resume:
+            assert isinstance(inp, Command)
+            if inp.update is not None or inp.goto_targets():
+                raise InterruptError(
+                    "Command(resume=...) cannot be combined with update or goto; resume first, "
+                    "then update the state with update_state()"
+                )
+            return None
+        if inp is None:
+            return None
         if not isinstance(inp, Command | dict) and not self.spec.schema.is_instance(inp):
             raise InvalidUpdateError(
                 f"input must be a dict of state keys or a Command, got "
@@ -354,6 +362,11 @@ class Run:
                 f"input key {extra[0]!r} is not in the input schema "
                 f"(accepted keys: {sorted(self.spec.input_keys)})"
             )
+        return out
+
+    def _start(self, state: ThreadState, out: TaskOutput) -> None:
+        """New input: fold it in as START's writes and plan START's successors. Pending work
+        of an earlier run (an unanswered interrupt, a failed step) is abandoned."""
         start = PlannedTask("", START, 0, False)
         per_key = apply_writes(self.spec, state.values, [(start, out)])
         state.record(per_key)
