@@ -8,6 +8,7 @@ commits the input at the start and the state when the run returns, pauses or fai
 
 from __future__ import annotations
 
+import functools
 import queue
 import time
 import uuid
@@ -464,10 +465,11 @@ class Run:
             outcome: Outcome = item
             outcomes.append(outcome)
             if outcome.kind == "done" and several and self.saver is not None:
-                assert outcome.output is not None
+                serde, output = self.saver.serde, outcome.output
+                assert output is not None
                 payload = self._encode(
                     f"the writes of node {outcome.task.node!r}",
-                    lambda o=outcome.output: encode_output(self.saver.serde, o),  # type: ignore[union-attr]
+                    functools.partial(encode_output, serde, output),
                 )
                 self._record([WriteRow(outcome.task.id, "output", "", payload)])
         order = {t.id: i for i, t in enumerate(tasks)}
@@ -500,12 +502,11 @@ class Run:
                 self._row(o.task.id, "error", "", f"{type(o.error).__name__}: {o.error}")
                 for o in failed
             ]
-            self._record(rows)
+            self._record(rows + self._withdrawn_answers(failed, logs))
         for o in outcomes:
             if o.kind == "done" and o.output is not None:
                 yield "updates", {o.task.node: o.output.update}
         if failed:
-            self._withdraw_rejected(failed, logs)
             assert failed[0].error is not None
             raise failed[0].error
         pending = [i for t in tasks for i in logs.get(t.id, TaskLog()).pending_interrupts()]
@@ -534,9 +535,9 @@ class Run:
             self.buffer.clear()
         return True
 
-    def _withdraw_rejected(self, failed: list[Outcome], logs: dict[str, TaskLog]) -> None:
+    def _withdrawn_answers(self, failed: list[Outcome], logs: dict[str, TaskLog]) -> list[WriteRow]:
         """A node that raised InvalidAnswerError refused the answers this resume gave it:
-        take them back so its interrupts are pending again."""
+        rows that take them back, so its interrupts are pending again."""
         rows: list[WriteRow] = []
         for o in failed:
             if not isinstance(o.error, InvalidAnswerError):
@@ -546,8 +547,7 @@ class Run:
                 if task_id == o.task.id:
                     log.resumes.pop(iid, None)
                     rows.append(self._row(task_id, "resume", iid, WITHDRAWN))
-        if rows and self.saver is not None:
-            self.saver.put_writes(self.thread_id, rows, durable=self.durable)
+        return rows
 
     def _check_interrupt_ids(self, tasks: list[PlannedTask], logs: dict[str, TaskLog]) -> None:
         owner: dict[str, str] = {}
