@@ -11,6 +11,7 @@ import datetime
 from typing import Any
 
 from tether.checkpoint._base import Saver
+from tether.checkpoint._body import decode_body
 from tether.engine._loop import checkpoint_id_of, thread_id_of
 from tether.engine._planner import (
     PlannedTask,
@@ -159,10 +160,16 @@ def get_state_history(
         before_version = row.version
     states: list[ThreadState] = []
     for row in saver.list_checkpoints(thread_id, before_version=before_version):
+        if filter:
+            # metadata is in the body: filter before reading any values
+            meta = {
+                **decode_body(saver.serde, thread_id, row.checkpoint_id, row.body).metadata,
+                "step": row.step,
+            }
+            if any(meta.get(k) != v for k, v in filter.items()):
+                continue
         state = ThreadState(spec, saver, thread_id)
         state.apply_row(row)
-        if filter and any(state.metadata.get(k) != v for k, v in filter.items()):
-            continue
         states.append(state)
         if limit is not None and len(states) >= limit:
             break
