@@ -105,9 +105,12 @@ def _as_items(node: str, update: Any, schema_cls: Any) -> list[tuple[str, Any]]:
     )
 
 
-def normalize_output(spec: GraphSpec, node: str, output: Any) -> TaskOutput:
-    """Validate a node's return value into writes and gotos; nothing unknown gets through."""
-    where = f"node {node!r}" if node != START else "the input"
+def normalize_output(
+    spec: GraphSpec, node: str, output: Any, where: str | None = None
+) -> TaskOutput:
+    """Validate a node's return value into writes and gotos; nothing unknown gets through.
+    ``where`` names the writer in errors (default: the node, or "the input" for START)."""
+    where = where or (f"node {node!r}" if node != START else "the input")
     if isinstance(output, Command):
         if output.has_resume and node != START:
             raise InvalidUpdateError(

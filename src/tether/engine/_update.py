@@ -54,7 +54,8 @@ def update_state(
     head = saver.get_head(thread_id)
     state = ThreadState.load(spec, saver, thread_id, head, checkpoint_id_of(config))
     node = as_node if as_node is not None else (None if state.exists else START)
-    out = normalize_output(spec, node or "update_state", values)
+    where = f"update_state(as_node={as_node!r})"
+    out = normalize_output(spec, node or "update_state", values, where)
     writer = PlannedTask("", node or "update_state", 0, False)
     per_key = apply_writes(spec, state.values, [(writer, out)])
     state.record(per_key)
@@ -65,11 +66,10 @@ def update_state(
         triggers, joins = plan_next(spec, [(writer, out)], {} if node == START else state.joins)
         state.joins = joins
         state.tasks = assign_ids(thread_id, cid, triggers)
-    state.checkpoint_id = cid
-    if node is not None:
-        # Pending tasks kept by an as_node=None update keep their step, so the ids of their
-        # interrupts (derived from the step) stay valid.
+        # without as_node, pending tasks keep their step, so the ids of their interrupts
+        # (derived from the step) stay valid
         state.step += 1
+    state.checkpoint_id = cid
     state.commit(source="update", owner=None, durable=True)
     return {"configurable": {"thread_id": thread_id, "checkpoint_id": cid}}
 
