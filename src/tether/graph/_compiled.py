@@ -93,8 +93,7 @@ class CompiledGraph:
         )
 
     def _output(self, run: Run) -> Any:
-        value = self._present(run.values) if self._present is not None else dict(run.values)
-        return value
+        return self._present(run.values) if self._present is not None else dict(run.values)
 
     def _stream_iter(
         self,
