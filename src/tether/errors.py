@@ -9,11 +9,14 @@
     │   └── InvalidAnswerError     raised by a node to refuse an answer; the interrupt stays open
     ├── NondeterminismError        a replay called a different task than the one recorded
     ├── ThreadBusyError            another writer advanced the thread first
+    │   └── LeaseLostError         this run's lease was taken over; it was fenced and wrote nothing
     ├── ConfigError                a missing or malformed config value (``thread_id``, ...)
     ├── TaskCallError              a ``@task`` used where no run is active
     ├── SerializationError         a value tether cannot store or read back safely
     └── CheckpointError            storage that cannot be read, written or trusted
-        └── EncryptionError        a record encrypted with a key that is missing or wrong
+        ├── EncryptionError        a record encrypted with a key that is missing or wrong
+        ├── CorruptionError        stored bytes fail their checksum, a chain loops, rows are missing
+        └── StoreTimeoutError      the store did not answer within its configured timeout
 
 Messages name the thing at fault (node, key, interrupt id, thread) and what to do about it.
 """
@@ -59,6 +62,11 @@ class ThreadBusyError(TetherError):
     """Another writer committed to the thread since this run read its head."""
 
 
+class LeaseLostError(ThreadBusyError):
+    """This run's lease on the thread was taken over (it stalled past the lease, say); the
+    run was fenced: it stops, and nothing it would have written was stored."""
+
+
 class ConfigError(TetherError):
     """A required configuration value is missing or has the wrong shape."""
 
@@ -79,9 +87,20 @@ class EncryptionError(CheckpointError):
     """A stored record cannot be decrypted: its key is missing, or the key is wrong."""
 
 
+class CorruptionError(CheckpointError):
+    """Stored rows of a thread are damaged: a checksum mismatch, a delta chain that loops,
+    or rows missing (evicted, deleted by hand). The message names the thread and the row."""
+
+
+class StoreTimeoutError(CheckpointError):
+    """The store did not answer within its configured timeout (a frozen or unreachable
+    server); nothing was written by the call that timed out."""
+
+
 __all__ = [
     "CheckpointError",
     "ConfigError",
+    "CorruptionError",
     "EmptyInputError",
     "EncryptionError",
     "GraphError",
@@ -89,8 +108,10 @@ __all__ = [
     "InterruptError",
     "InvalidAnswerError",
     "InvalidUpdateError",
+    "LeaseLostError",
     "NondeterminismError",
     "SerializationError",
+    "StoreTimeoutError",
     "TaskCallError",
     "TetherError",
     "ThreadBusyError",
