@@ -112,3 +112,88 @@ def test_messages_state_merges_by_id_through_a_graph() -> None:
     g.add_edge(START, "reply")
     out = g.compile().invoke({"messages": [{"role": "user", "content": "hi", "id": "u1"}]})
     assert [m["content"] for m in out["messages"]] == ["hi", "final"]
+
+
+# -- ids are given once, when the write is made, and stored (issue 15, item 1) -------------
+
+
+def _chat_graph(saver: Any) -> Any:
+    from tether import MessagesState
+
+    def reply(state: MessagesState) -> dict[str, Any]:
+        return {"messages": [{"role": "ai", "content": f"echo {len(state['messages'])}"}]}
+
+    g = StateGraph(MessagesState)
+    g.add_node("reply", reply)
+    g.add_edge(START, "reply")
+    g.add_edge("reply", END)
+    return g.compile(checkpointer=saver)
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def saver(request: pytest.FixtureRequest, tmp_path: Any) -> Any:
+    from tether.checkpoint import InMemorySaver, SqliteSaver
+
+    if request.param == "memory":
+        return InMemorySaver()
+    return SqliteSaver(str(tmp_path / "chat.db"))
+
+
+def test_ids_are_stable_across_loads(saver: Any) -> None:
+    app = _chat_graph(saver)
+    cfg = {"configurable": {"thread_id": "t"}}
+    for turn in range(6):  # enough turns that the list is stored as deltas
+        app.invoke({"messages": [{"role": "user", "content": f"hi {turn}"}]}, cfg)
+    first = [m["id"] for m in app.get_state(cfg).values["messages"]]
+    second = [m["id"] for m in app.get_state(cfg).values["messages"]]
+    assert len(first) == 12 and len(set(first)) == 12
+    assert first == second
+    history = [s.values["messages"] for s in app.get_state_history(cfg)]
+    for older in history:  # every checkpoint agrees with the head on the ids it shares
+        assert [m["id"] for m in older] == first[: len(older)]
+
+
+def test_an_edit_by_a_loaded_id_replaces_the_message(saver: Any) -> None:
+    app = _chat_graph(saver)
+    cfg = {"configurable": {"thread_id": "t"}}
+    for turn in range(3):
+        app.invoke({"messages": [{"role": "user", "content": f"hi {turn}"}]}, cfg)
+    loaded = app.get_state(cfg).values["messages"]
+    target = loaded[2]
+    app.update_state(cfg, {"messages": [{**target, "content": "edited"}]})
+    after = app.get_state(cfg).values["messages"]
+    assert len(after) == len(loaded)
+    assert after[2] == {**target, "content": "edited"}
+
+
+def test_messages_passed_to_a_task_before_an_interrupt_resume_every_turn(saver: Any) -> None:
+    """The chat-with-approval pattern: the node hands the history to a @task, then asks."""
+    from tether import MessagesState, interrupt, task
+
+    calls: list[int] = []
+
+    @task
+    def draft(history: list[Any]) -> str:
+        calls.append(len(history))
+        return f"draft after {len(history)} messages"
+
+    def respond(state: MessagesState) -> dict[str, Any]:
+        text = draft(state["messages"]).result()
+        if not interrupt({"approve": text}):
+            text = "rejected"
+        return {"messages": [{"role": "ai", "content": text}]}
+
+    g = StateGraph(MessagesState)
+    g.add_node("respond", respond)
+    g.add_edge(START, "respond")
+    g.add_edge("respond", END)
+    app = g.compile(checkpointer=saver)
+    cfg = {"configurable": {"thread_id": "t"}}
+    from tether import Command
+
+    for turn in range(4):
+        paused = app.invoke({"messages": [{"role": "user", "content": f"q{turn}"}]}, cfg)
+        assert "__interrupt__" in paused
+        done = app.invoke(Command(resume=True), cfg)
+        assert done["messages"][-1]["content"] == f"draft after {2 * turn + 1} messages"
+    assert calls == [1, 3, 5, 7]  # each draft ran once: the resume replayed the journal

@@ -19,7 +19,7 @@ def _with_id(msg: Any) -> Any:
     """Give a message without an id a fresh one, so that later edits can target it."""
     if _message_id(msg) is not None:
         return msg
-    new_id = uuid.uuid4().hex
+    new_id = str(uuid.uuid4())
     if isinstance(msg, dict):
         return {**msg, "id": new_id}
     if hasattr(msg, "model_copy"):
@@ -33,6 +33,17 @@ def _as_list(value: Any) -> list[Any]:
     if isinstance(value, list | tuple):
         return list(value)
     return [value]
+
+
+def with_message_ids(write: Any) -> Any:
+    """A write to an ``add_messages`` key with an id given to every message that has none.
+
+    The engine calls this once, when a node's write is received, so the ids are stored with
+    the write: every later load folds the same ids, an edit by id finds its message, and a
+    ``@task`` given the messages hashes the same arguments on replay."""
+    if isinstance(write, list | tuple):
+        return [_with_id(m) for m in write]
+    return _with_id(write)
 
 
 def add_messages(left: Sequence[Any] | Any, right: Sequence[Any] | Any) -> list[Any]:

@@ -56,3 +56,22 @@ def test_messages_survive_a_pause_in_sqlite_and_come_back_as_objects(tmp_path: P
     assert [type(m).__name__ for m in msgs] == ["HumanMessage", "AIMessage", "ToolMessage"]
     assert msgs[1].tool_calls[0]["args"] == {"q": "order 42"}
     assert msgs[2].content == "ok=True"
+
+
+def test_langchain_message_ids_are_stored_once(tmp_path: Path) -> None:
+    class Msgs(TypedDict):
+        messages: Annotated[list[Any], add_messages]
+
+    def reply(state: Msgs) -> dict[str, Any]:
+        return {"messages": [AIMessage(content=f"n={len(state['messages'])}")]}
+
+    g = StateGraph(Msgs)
+    g.add_node("reply", reply)
+    g.add_edge(START, "reply")
+    app = g.compile(checkpointer=SqliteSaver(str(tmp_path / "lc.db")))
+    cfg = {"configurable": {"thread_id": "t"}}
+    for turn in range(5):
+        app.invoke({"messages": [HumanMessage(content=f"q{turn}")]}, cfg)
+    first = [m.id for m in app.get_state(cfg).values["messages"]]
+    assert len(set(first)) == 10 and None not in first
+    assert [m.id for m in app.get_state(cfg).values["messages"]] == first

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tether._messages import add_messages
+from tether._messages import add_messages, with_message_ids
 from tether.checkpoint._body import derive_task_id
 from tether.engine._spec import Branch, Channel, GraphSpec
 from tether.errors import InvalidUpdateError
@@ -130,7 +130,16 @@ def normalize_output(
                 f"{where} wrote key {key!r}, which is not in the state schema "
                 f"{spec.schema.cls.__name__} (keys: {sorted(channels)}); add it to the schema"
             )
+    items = [(k, prepare_write(channels[k], v)) for k, v in items]
     return TaskOutput(items, [g for g in goto if g != END], update)
+
+
+def prepare_write(channel: Channel, value: Any) -> Any:
+    """A write as it will be stored and folded: messages written to an ``add_messages`` key
+    get their ids here, once, so that every fold of the stored delta gives the same ids."""
+    if channel.reducer is add_messages:
+        return with_message_ids(value)
+    return value
 
 
 def validate_target(spec: GraphSpec, where: str, target: Any) -> str | Send:
