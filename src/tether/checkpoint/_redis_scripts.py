@@ -72,9 +72,11 @@ end
 """
 
 # Whether every key of the thread is there (KEYS head cp cpv val w wx threads; ARGV tid).
-# ``missing(tid)`` is the KEYS index of a key that is gone, or nil. Without a ``keys`` list
-# the head itself is gone if the thread's other keys remain, or if the thread list says the
-# thread should live more than another second (its score is its expiry, or +inf).
+# ``missing(tid)`` is the KEYS index of a listed key that is gone, or nil. Without a
+# ``keys`` list the head itself is gone if the thread's other keys remain, or if the thread
+# list says the thread should live more than another second (its score is its expiry, or
+# +inf). ``seal()`` rewrites the list after a script wrote; the fast path holds because
+# writes only add keys and deletes only remove them.
 _INTACT = """
 local function present()
   return redis.call('EXISTS', KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6])
@@ -82,9 +84,13 @@ end
 local function missing(tid)
   local has = redis.call('HGET', KEYS[1], 'keys')
   if has then
-    if present() == #has then return nil end
-    for i = 1, #has do
-      local k = tonumber(string.sub(has, i, i))
+    if has == '' then return nil end
+    local listed = {}
+    for i = 1, #has do listed[i] = tonumber(string.sub(has, i, i)) end
+    local names = {}
+    for i, k in ipairs(listed) do names[i] = KEYS[k] end
+    if redis.call('EXISTS', unpack(names)) == #names then return nil end
+    for _, k in ipairs(listed) do
       if redis.call('EXISTS', KEYS[k]) == 0 then return k end
     end
     return nil
