@@ -37,7 +37,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -207,9 +207,11 @@ class PrivatePostgres:
 
 class PrivateRedis:
     """A redis-server of our own on a free localhost port, persisting to an AOF in a temp dir
-    (fsync on every write) so that a stop and start keeps the data."""
+    (fsync on every write) so that a stop and start keeps the data. ``args`` are more
+    command-line settings (``["--maxmemory", "8mb"]``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, args: Sequence[str] = ()) -> None:
+        self._args = list(args)
         self._binary = redis_binary()
         self.port = free_port()
         self.root = Path(tempfile.mkdtemp(prefix="tether-redis-"))
@@ -245,6 +247,7 @@ class PrivateRedis:
             "no",
             "--logfile",
             str(self.root / "server.log"),
+            *self._args,
         ]
         self._proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         _wait(lambda: _redis_answers(self.url), f"redis-server on port {self.port}")

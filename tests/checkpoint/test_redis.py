@@ -20,7 +20,7 @@ from tests._servers import PrivateRedis, free_port
 
 import tether
 from tether.checkpoint import CheckpointRow, Head, RedisSaver, ValueRow, WriteRow
-from tether.errors import CheckpointError
+from tether.errors import CheckpointError, ConfigError
 
 T = "thread-1"
 SRC = str(Path(tether.__file__).resolve().parents[1])
@@ -63,9 +63,31 @@ def test_nothing_listening_is_a_checkpoint_error() -> None:
         RedisSaver(f"redis://127.0.0.1:{free_port()}/0", timeout=2)
 
 
-def test_malformed_url_is_a_checkpoint_error() -> None:
-    with pytest.raises(CheckpointError, match="invalid Redis URL"):
-        RedisSaver("http://example.invalid/0")
+SECRET = "s3cr3t-pw"
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("http://example.invalid/0", "scheme"),
+        ("redis://127.0.0.1:notaport/0", "notaport"),
+        (f"redis://user:{SECRET}@127.0.0.1:notaport/0", "notaport"),
+        (f"redis://:{SECRET}@127.0.0.1:-1/0", "-1"),
+        ("redis://127.0.0.1:99999/0", "out of range"),
+        (f"redis://:{SECRET}@127.0.0.1:0/0", "port 0"),
+        ("redis://127.0.0.1:6379/x", "database number"),  # redis-py would use db 0
+        ("redis://127.0.0.1:6379/3/extra", "database number"),
+        (f"redis://u:{SECRET}@[::1/0", "IPv6"),
+        ("redis://127.0.0.1:6379/0?socket_timeout=abc", "socket_timeout"),
+    ],
+)
+def test_malformed_url_is_a_config_error_without_the_password(url: str, reason: str) -> None:
+    with pytest.raises(ConfigError, match="invalid Redis URL") as info:
+        RedisSaver(url)
+    message = str(info.value)
+    assert reason in message
+    assert SECRET not in message and SECRET not in repr(info.value.args)
+    assert (url.replace(SECRET, "***") if SECRET in url else url) in message
 
 
 def test_decoding_client_is_refused(redis_url: str) -> None:
@@ -124,7 +146,8 @@ def test_commit_is_one_script_call(  # one round trip
     assert calls.pop("evalsha") == 1
     calls.pop("config|resetstat", None)
     # Everything else ran inside the script (commandstats counts those too).
-    assert set(calls) <= {"hget", "hmget", "hset", "hexists", "zadd", "expire", "time"}, calls
+    allowed = {"hget", "hmget", "hset", "hexists", "zadd", "expire", "time", "exists", "pttl"}
+    assert set(calls) <= allowed, calls
 
 
 # -- task writes are read and deleted through the per-task index, never by a scan ---------
@@ -193,7 +216,8 @@ def test_get_writes_reads_only_the_requested_tasks(private_redis: PrivateRedis) 
     calls = read_one_task(private_redis.url, 2000)
     assert calls.pop("evalsha") == 1
     assert not SCANS & set(calls), calls
-    assert calls == {"hmget": 2}  # the task's index entry, then its rows
+    # the thread's key list and a check that its keys exist; the task's index entry, its rows
+    assert calls == {"hget": 1, "exists": 1, "hmget": 2}
     # The same work whatever else the thread holds.
     assert read_one_task(private_redis.url, 5) == {"evalsha": 1, **calls}
 
@@ -210,8 +234,8 @@ def delete_two_tasks(url: str, others: int) -> dict[str, int]:
         assert len(s.get_writes(T, ["other-2", "other-4"])) == 4
         assert [c.checkpoint_id for c in s.list_checkpoints(T)] == ["cp-2"]
         admin = redis.Redis.from_url(url)
-        assert admin.hlen(f"{p}:{T}:w") == 2 * (others - 1) + 1  # + advance's own row
-        assert admin.hlen(f"{p}:{T}:wx") == others  # others - 1, + "task"
+        assert admin.hlen(f"{p}:{{{T}}}:w") == 2 * (others - 1) + 1  # + advance's own row
+        assert admin.hlen(f"{p}:{{{T}}}:wx") == others  # others - 1, + "task"
         admin.close()
     return calls
 
@@ -220,8 +244,10 @@ def test_delete_checkpoints_touches_only_the_given_tasks(private_redis: PrivateR
     calls = delete_two_tasks(private_redis.url, 2000)
     assert calls.pop("evalsha") == 1
     assert not SCANS & set(calls), calls
-    # One HDEL each for the checkpoint, the value, the tasks' fields and their index entries.
-    assert calls == {"hmget": 1, "hdel": 4, "zrem": 1}, calls
+    # One HDEL each for the checkpoint, the value, the tasks' fields and their index entries;
+    # the key list is read and its keys counted before (the check) and after (the seal),
+    # which rewrites it (one EXISTS per key, one HSET): the only value row went, and its hash.
+    assert calls == {"hmget": 1, "hdel": 4, "zrem": 1, "hget": 2, "exists": 7, "hset": 1}
     assert delete_two_tasks(private_redis.url, 5) == {"evalsha": 1, **calls}
 
 
@@ -260,7 +286,7 @@ def test_ttl_is_set_on_every_key_and_refreshed(redis_url: str, client: redis.Red
     p = prefix()
     with RedisSaver(redis_url, prefix=p, ttl=100) as s:
         advance(s, 1)
-        keys = [f"{p}:{T}:{k}" for k in ("head", "cp", "cpv", "val", "w", "wx")]
+        keys = [f"{p}:{{{T}}}:{k}" for k in ("head", "cp", "cpv", "val", "w", "wx")]
         assert all(90 < client.ttl(k) <= 100 for k in keys)
         for k in keys:
             client.expire(k, 5)
@@ -272,7 +298,7 @@ def test_ttl_is_set_on_every_key_and_refreshed(redis_url: str, client: redis.Red
         assert all(90 < client.ttl(k) <= 100 for k in keys)
     with RedisSaver(redis_url, prefix=prefix()) as s:  # no ttl: nothing expires
         advance(s, 1)
-        assert client.ttl(f"{s._prefix}:{T}:head") == -1
+        assert client.ttl(f"{s._prefix}:{{{T}}}:head") == -1
 
 
 def test_expired_thread_is_gone(redis_url: str) -> None:

@@ -2,6 +2,8 @@
 
 Invariant: every write to a thread is one Lua script that checks the head version and lease
 first and writes nothing when the check fails; so ``commit`` is atomic and one round trip.
+Every read and write first checks that none of the thread's keys is gone (evicted), and a
+thread that lost one raises CorruptionError instead of resuming from part of its state.
 """
 
 from __future__ import annotations
@@ -9,7 +11,6 @@ from __future__ import annotations
 import math
 import os
 import time
-import urllib.parse
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, cast
 
@@ -31,6 +32,21 @@ from tether.checkpoint._base import (
 from tether.checkpoint._chains import walk_chain
 from tether.checkpoint._memory import busy_message, lease_blocks
 from tether.checkpoint._ops import SaverBase
+from tether.checkpoint._redis_keys import (
+    OLD_LIST_SUFFIX,
+    check_prefix,
+    keys_of,
+    list_key,
+    missing_key_error,
+    old_layout_error,
+)
+from tether.checkpoint._redis_setup import (
+    check_eviction,
+    open_client,
+    out_of_memory,
+    read_policy,
+    server_name,
+)
 from tether.errors import CheckpointError, ThreadBusyError
 from tether.serde import Serializer
 
@@ -39,6 +55,11 @@ _SEP = "\x00"
 
 def _s(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+def _pairs(flat: Sequence[bytes]) -> dict[bytes, bytes]:
+    """A hash from a script's flat ``HGETALL`` reply."""
+    return {flat[i]: flat[i + 1] for i in range(0, len(flat), 2)}
 
 
 def _pack(value: object) -> bytes:
@@ -83,27 +104,28 @@ def _lease_of(reply: Sequence[bytes]) -> Lease | None:
     return Lease(owner, float(reply[5]))
 
 
-def _safe_url(url: str) -> str:
-    """The URL with any password replaced by ***, for error messages."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+# The error reply of a script that found a key of the thread gone (see _redis_scripts).
+_MISSING = "TETHER_MISSING "
 
 
 class RedisSaver(SaverBase):
     """A Saver on Redis 7. ``with RedisSaver("redis://localhost:6379/0") as saver: ...``
 
-    Keys, for prefix ``p`` and thread ``t``: ``p:t:head`` (hash: checkpoint id, version,
-    lease), ``p:t:cp`` (hash: checkpoint id -> row), ``p:t:cpv`` (sorted set of checkpoint
-    ids by version), ``p:t:val`` (hash: ``channel\\0version`` -> row), ``p:t:w`` (hash:
-    ``task\\0kind\\0key`` -> payload), ``p:t:wx`` (hash: task -> the names of its fields in
-    ``p:t:w``, so that reading or deleting a task's writes costs its own rows, not the
-    thread's) and ``p:threads`` (sorted set: thread -> expiry). With ``ttl=`` seconds, every
-    write to a thread sets all its keys to expire ``ttl`` after it.
+    Keys, for prefix ``p`` (no braces) and thread ``t`` (see ``_redis_keys``): ``p:{t}:head``
+    (hash: checkpoint id, version, lease, the list of the thread's other keys),
+    ``p:{t}:cp`` (hash: checkpoint id -> row), ``p:{t}:cpv`` (sorted set of checkpoint ids by
+    version), ``p:{t}:val`` (hash: ``channel\\0version`` -> row), ``p:{t}:w`` (hash:
+    ``task\\0kind\\0key`` -> payload), ``p:{t}:wx`` (hash: task -> the names of its fields in
+    ``p:{t}:w``, so that reading or deleting a task's writes costs its own rows, not the
+    thread's) and ``p:thread-list`` (sorted set: thread -> expiry). With ``ttl=`` seconds,
+    every write to a thread sets all its keys to expire ``ttl`` after it (without ``ttl=``,
+    it removes any TTL they had), so they expire together.
+
+    Eviction: Redis evicts single keys, which would leave a thread with part of its state.
+    At connect the saver reads ``maxmemory-policy`` and refuses (ConfigError) a server that
+    may evict its keys: ``allkeys-*``, ``volatile-*`` with ``ttl=``, or a policy it cannot
+    read; ``allow_eviction=True`` turns the refusal into a RuntimeWarning. Either way a
+    thread that lost a key raises CorruptionError when it is read or written.
 
     Durability is the server's, not per call: Redis acknowledges a write once it is in
     memory. With ``appendonly yes`` and ``appendfsync always`` a commit is on disk before the
@@ -111,8 +133,9 @@ class RedisSaver(SaverBase):
     OS crash or power loss may drop the last second (``durable=False`` semantics); with RDB
     snapshots only or no persistence, everything since the last snapshot (or all of it) is
     gone after a Redis restart. ``durable`` is therefore accepted and has no effect here:
-    configure the server for the guarantee you need. Not for Redis Cluster (the thread list
-    lives on one key).
+    configure the server for the guarantee you need. Not for Redis Cluster: a thread's
+    keys share a hash slot, but the scripts also update the prefix's thread list, which
+    lives in another.
     """
 
     blocking = True
@@ -126,6 +149,7 @@ class RedisSaver(SaverBase):
         ttl: float | None = None,
         serde: Serializer | None = None,
         timeout: float = 10.0,
+        allow_eviction: bool = False,
     ) -> None:
         if serde is None:
             from tether.serde import default_serializer  # type: ignore[attr-defined]
@@ -137,27 +161,20 @@ class RedisSaver(SaverBase):
                 f"RedisSaver: ttl must be a positive number of seconds, not {ttl}"
             )
         self._ttl = "" if ttl is None else str(max(1, math.ceil(ttl)))
-        self._prefix = prefix
+        self._prefix = check_prefix(prefix)
         self._closed = False
         self._own = client is None
         if client is None:
             url = url or os.environ.get("TETHER_REDIS_URL", "redis://127.0.0.1:6379/0")
-            try:
-                client = redis.Redis.from_url(
-                    url, socket_connect_timeout=timeout, socket_timeout=max(timeout, 30.0)
-                )
-            except ValueError as exc:
-                # the message may echo the URL; neither may show its password
-                detail = str(exc).replace(url, _safe_url(url))
-                raise CheckpointError(
-                    f"RedisSaver: invalid Redis URL {_safe_url(url)!r}: {detail}"
-                ) from None
+            client = open_client(url, timeout)
         if client.connection_pool.connection_kwargs.get("decode_responses"):
             raise CheckpointError(
                 "RedisSaver: the client decodes responses; pass a client created with "
                 "decode_responses=False (tether stores bytes)"
             )
         self._r = client
+        self._server = server_name(client)
+        self._policy: str | None = None
         self._scripts: dict[str, Script] = {
             name: client.register_script(getattr(lua, name))
             for name in (
@@ -166,14 +183,30 @@ class RedisSaver(SaverBase):
                 "CLAIM",
                 "RELEASE",
                 "LIST_THREADS",
+                "GET_HEAD",
+                "GET_CHECKPOINT",
                 "GET_VALUES",
                 "GET_WRITES",
                 "LIST_CHECKPOINTS",
+                "DUMP_THREAD",
                 "DELETE_CHECKPOINTS",
                 "LOAD_THREAD",
             )
         }
-        self._call("connecting", None, client.ping)
+        try:
+            self._check_server(ttl is not None, allow_eviction)
+        except BaseException:
+            self.close()
+            raise
+
+    def _check_server(self, ttl: bool, allow_eviction: bool) -> None:
+        """Connect; refuse data in the old key layout and a server that may evict keys."""
+        r = self._r
+        self._call("connecting", None, r.ping)
+        if self._call("connecting", None, lambda: r.exists(f"{self._prefix}:{OLD_LIST_SUFFIX}")):
+            raise old_layout_error(self._prefix, self._server)
+        self._policy = self._call("connecting", None, lambda: read_policy(r))
+        check_eviction(self._policy, ttl, self._server, allow_eviction)
 
     def close(self) -> None:
         if self._closed:
@@ -188,23 +221,24 @@ class RedisSaver(SaverBase):
         """Run ``fn``; redis errors become CheckpointError naming the thread and the step."""
         if self._closed:
             raise CheckpointError(f"RedisSaver: {what}: the saver is closed")
+        where = f" on thread {thread_id!r}" if thread_id is not None else ""
         try:
             return fn()
+        except redis.exceptions.OutOfMemoryError as exc:
+            raise out_of_memory(self._server, what, where, exc) from exc
+        except redis.ResponseError as exc:
+            if thread_id is not None and str(exc).startswith(_MISSING):
+                index = int(str(exc).removeprefix(_MISSING))
+                keys = keys_of(self._prefix, thread_id)
+                raise missing_key_error(
+                    keys, thread_id, index, self._server, self._policy
+                ) from None
+            raise CheckpointError(f"RedisSaver: {what}{where} failed: {exc}") from exc
         except redis.RedisError as exc:
-            where = f" on thread {thread_id!r}" if thread_id is not None else ""
             raise CheckpointError(f"RedisSaver: {what}{where} failed: {exc}") from exc
 
     def _keys(self, thread_id: str) -> list[str]:
-        base = f"{self._prefix}:{thread_id}"
-        return [
-            f"{base}:head",
-            f"{base}:cp",
-            f"{base}:cpv",
-            f"{base}:val",
-            f"{base}:w",
-            f"{base}:wx",
-            f"{self._prefix}:threads",
-        ]
+        return list(keys_of(self._prefix, thread_id))
 
     def _script(
         self, name: str, what: str, thread_id: str | None, keys: list[str], args: list[Any]
@@ -214,16 +248,16 @@ class RedisSaver(SaverBase):
 
     # reads
 
+    def _on_thread(self, name: str, what: str, thread_id: str, args: list[Any]) -> Any:
+        """Run a script that takes all the thread's keys, and its id as the first argument."""
+        return self._script(name, what, thread_id, self._keys(thread_id), [thread_id, *args])
+
     def get_head(self, thread_id: str) -> Head | None:
-        key = self._keys(thread_id)[0]
-        cp, ver = self._call("reading the head", thread_id, lambda: self._r.hmget(key, "cp", "ver"))
+        cp, ver = self._on_thread("GET_HEAD", "reading the head", thread_id, [])
         return None if ver is None else Head(_s(cp), int(ver))
 
     def get_checkpoint(self, thread_id: str, checkpoint_id: str) -> CheckpointRow | None:
-        key = self._keys(thread_id)[1]
-        raw = self._call(
-            "reading a checkpoint", thread_id, lambda: self._r.hget(key, checkpoint_id)
-        )
+        raw = self._on_thread("GET_CHECKPOINT", "reading a checkpoint", thread_id, [checkpoint_id])
         return None if raw is None else _checkpoint_of(thread_id, checkpoint_id, raw)
 
     def list_checkpoints(
@@ -231,13 +265,11 @@ class RedisSaver(SaverBase):
     ) -> Iterator[CheckpointRow]:
         if limit is not None and limit <= 0:
             return iter([])
-        k = self._keys(thread_id)
         top = "+inf" if before_version is None else f"({before_version}"
-        ids, raws = self._script(
+        ids, raws = self._on_thread(
             "LIST_CHECKPOINTS",
             "listing checkpoints",
             thread_id,
-            [k[1], k[2]],
             [top, "" if limit is None else str(limit)],
         )
         return iter(
@@ -254,9 +286,7 @@ class RedisSaver(SaverBase):
         args: list[Any] = []
         for channel, version in wanted.items():
             args += [channel, str(version)]
-        flat = self._script(
-            "GET_VALUES", "reading channel values", thread_id, [self._keys(thread_id)[3]], args
-        )
+        flat = self._on_thread("GET_VALUES", "reading channel values", thread_id, args)
         found: dict[tuple[str, int], ValueRow] = {}
         for i in range(0, len(flat), 3):
             channel, version = _s(flat[i]), int(flat[i + 1])
@@ -269,10 +299,8 @@ class RedisSaver(SaverBase):
     def get_writes(self, thread_id: str, task_ids: Sequence[str]) -> list[WriteRow]:
         if not task_ids:
             return []
-        k = self._keys(thread_id)
-        flat = self._script(
-            "GET_WRITES", "reading task writes", thread_id, k[4:6], list(dict.fromkeys(task_ids))
-        )
+        tasks = list(dict.fromkeys(task_ids))
+        flat = self._on_thread("GET_WRITES", "reading task writes", thread_id, tasks)
         return [_write_of(flat[i], flat[i + 1]) for i in range(0, len(flat), 2)]
 
     # writes
@@ -368,9 +396,7 @@ class RedisSaver(SaverBase):
         self._script("RELEASE", "releasing the thread", thread_id, [k[0], k[4]], [owner.run_id])
 
     def list_threads(self) -> list[str]:
-        found = self._script(
-            "LIST_THREADS", "listing threads", None, [f"{self._prefix}:threads"], []
-        )
+        found = self._script("LIST_THREADS", "listing threads", None, [list_key(self._prefix)], [])
         return sorted(_s(t) for t in found)
 
     def delete_thread(self, thread_id: str) -> None:
@@ -391,22 +417,14 @@ class RedisSaver(SaverBase):
         values: Sequence[tuple[str, int]],
         task_ids: Sequence[str],
     ) -> None:
-        k = self._keys(thread_id)
         args: list[Any] = [str(len(checkpoint_ids)), *checkpoint_ids, str(len(values))]
         args += [f"{c}{_SEP}{v}" for c, v in values]
         args += list(dict.fromkeys(task_ids))
-        self._script("DELETE_CHECKPOINTS", "deleting checkpoints", thread_id, k[1:6], args)
+        self._on_thread("DELETE_CHECKPOINTS", "deleting checkpoints", thread_id, args)
 
     def dump_thread(self, thread_id: str) -> ThreadDump:
-        k = self._keys(thread_id)
-
-        def run() -> list[Any]:
-            with self._r.pipeline(transaction=True) as pipe:
-                for key in (k[0], k[1], k[3], k[4]):
-                    pipe.hgetall(key)
-                return pipe.execute()
-
-        head, cps, vals, writes = self._call("exporting the thread", thread_id, run)
+        flat = self._on_thread("DUMP_THREAD", "exporting the thread", thread_id, [])
+        head, cps, vals, writes = (_pairs(f) for f in flat)
         ver = head.get(b"ver")
         checkpoints = [_checkpoint_of(thread_id, _s(i), raw) for i, raw in cps.items()]
         values = []
