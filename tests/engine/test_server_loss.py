@@ -23,8 +23,9 @@ import redis
 from tests._servers import PrivatePostgres, PrivateRedis, free_port
 
 from tether import END, START, Command, StateGraph, interrupt, task
-from tether.checkpoint import PostgresSaver, RedisSaver, Saver
-from tether.errors import CheckpointError
+from tether.checkpoint import Owner, PostgresSaver, RedisSaver, Saver
+from tether.engine._heartbeat import Heartbeat
+from tether.errors import CheckpointError, StoreTimeoutError
 
 SECRET = "s3cret-pw-0b5c"
 
@@ -296,3 +297,42 @@ def test_async_answer_survives_a_postgres_crash(
     assert app.get_state(config).interrupts == (), "the answer was lost in the crash"
     out = app.invoke(None, config, durability="async")
     assert out["trail"] == ["answer yes", "after"]
+
+
+# -- a frozen server --------------------------------------------------------------------------
+
+
+def test_frozen_server_invoke_get_state_and_heartbeat_time_out(
+    private_postgres: PrivatePostgres,
+) -> None:
+    """Every server process SIGSTOPped (its kernel still acknowledges TCP): invoke, get_state
+    and the lease heartbeat's renewal each end with StoreTimeoutError instead of hanging, and
+    the same app works again once the server is thawed."""
+    pg = private_postgres
+    saver = PostgresSaver(
+        pg.dsn, schema=f"t_{uuid.uuid4().hex[:12]}", connect_timeout=2, statement_timeout=1.0
+    )
+    app = build(saver, Counter(), lambda: None)
+    beat = Heartbeat(lease_seconds=60)
+    try:
+        assert app.invoke({"trail": []}, cfg("before"))["n"] == 13
+        beat.register(saver, "beating", Owner("run-beating"))
+        pg.freeze()
+        try:
+            with pytest.raises(StoreTimeoutError, match="'during'"):
+                app.invoke({"trail": []}, cfg("during"))
+            with pytest.raises(StoreTimeoutError, match="'before'"):
+                app.get_state(cfg("before"))
+            beat.renew_now()  # swallows store errors; it must return, not hang
+            assert beat.renewals == 0
+            with pytest.raises(StoreTimeoutError, match="claiming the thread on thread 'beating'"):
+                saver.claim("beating", Owner("run-beating"), 60)  # what the renewal calls
+        finally:
+            pg.thaw()
+        assert app.get_state(cfg("before")).values["n"] == 13
+        assert app.invoke({"trail": []}, cfg("after"))["n"] == 13
+        beat.renew_now()
+        assert beat.renewals == 1
+    finally:
+        beat.unregister("run-beating")
+        saver.close()
