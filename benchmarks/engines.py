@@ -30,7 +30,9 @@ from typing import Any
 
 BACKENDS = ("memory", "sqlite", "postgres", "redis")
 
-PG_ADMIN_DSN = os.environ.get("BENCH_PG_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+# The admin DSN names a database every stock server has; the benchmark's own database (PG_DB)
+# is created through it when absent (``postgres_status``).
+PG_ADMIN_DSN = os.environ.get("BENCH_PG_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 PG_DB = os.environ.get("BENCH_PG_DB", "tether_bench")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 
@@ -41,11 +43,12 @@ LANGGRAPH_REDIS_NOTE = (
 )
 
 
-def pg_dsn(db: str = PG_DB) -> str:
-    """The benchmark database's DSN (same server and user as the admin DSN)."""
+def pg_dsn(db: str | None = None) -> str:
+    """The benchmark database's DSN (same server and user as the admin DSN). ``PG_DB`` and
+    ``PG_ADMIN_DSN`` are read at each call, so a test that points them elsewhere is obeyed."""
     from psycopg.conninfo import make_conninfo
 
-    return make_conninfo(PG_ADMIN_DSN, dbname=db)
+    return make_conninfo(PG_ADMIN_DSN, dbname=db if db is not None else PG_DB)
 
 
 def _version(dist: str) -> str:

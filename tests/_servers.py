@@ -26,11 +26,13 @@ when running as root; otherwise the fixture fails (PgBouncer: skips) saying what
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pwd
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -131,6 +133,7 @@ class PrivatePostgres:
         self.data = self.root / "data"
         self.log = self.root / "server.log"
         self._as: list[str] = []
+        self._frozen: set[int] = set()
         if _is_root():
             try:
                 pw = pwd.getpwnam("postgres")
@@ -195,14 +198,81 @@ class PrivatePostgres:
         """Stop the server: ``fast`` (clean) or ``immediate`` (like a crash)."""
         if not self.running:
             return
+        self.thaw()
         self._run([self._pg_ctl, "-D", str(self.data), "-m", mode, "-w", "stop"])
         self.running = False
+
+    # -- faults: processes frozen (SIGSTOP) and killed (SIGKILL) ---------------------------
+
+    def pids(self, *roles: str) -> list[int]:
+        """The server's processes whose title names one of ``roles`` (``"walwriter"``,
+        ``"checkpointer"``, ...); with no roles, the postmaster and all its children."""
+        postmaster = int((self.data / "postmaster.pid").read_text().split()[0])
+        children = [pid for pid, ppid in _processes() if ppid == postmaster]
+        if not roles:
+            return [postmaster, *children]
+        return [pid for pid in children if any(r in _title(pid) for r in roles)]
+
+    def freeze(self, *roles: str) -> None:
+        """SIGSTOP the processes of ``roles`` (all of the server's without roles): their
+        kernel still accepts and acknowledges TCP, but nothing answers."""
+        for pid in self.pids(*roles):
+            os.kill(pid, signal.SIGSTOP)
+            self._frozen.add(pid)
+
+    def thaw(self) -> None:
+        for pid in self._frozen:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+        self._frozen.clear()
+
+    def crash(self, *roles: str) -> None:
+        """SIGKILL the processes of ``roles``, as the OOM killer would. The postmaster then
+        resets: every other server process is stopped at once, shared memory (with WAL not
+        yet written to the OS) is thrown away, and the server recovers from the WAL on disk.
+        Returns when the server processes of before are gone; ``wait_ready`` waits for the
+        recovered server."""
+        assert roles, "name the processes to kill; the postmaster itself restarts the rest"
+        _, *children = self.pids()
+        victims = self.pids(*roles)
+        for pid in victims:
+            os.kill(pid, signal.SIGKILL)
+        self._frozen.difference_update(victims)
+        self.thaw()
+        old = set(children)
+        _wait(lambda: not old & {pid for pid, _ in _processes()}, "the crashed server processes")
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        _wait(lambda: _pg_answers(self.dsn), f"PostgreSQL on port {self.port}", timeout)
 
     def close(self) -> None:
         try:
             self.stop("immediate")
         finally:
             shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _processes() -> list[tuple[int, int]]:
+    """(pid, parent pid) of every live process; zombies count as gone."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) "
+        if fields[0] != "Z":
+            found.append((int(entry), int(fields[1])))
+    return found
+
+
+def _title(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
 
 
 class PrivateRedis:
@@ -310,10 +380,12 @@ def _private_redis_server() -> Iterator[PrivateRedis]:
 
 @pytest.fixture
 def private_postgres(_private_postgres_server: PrivatePostgres) -> Iterator[PrivatePostgres]:
-    """A private PostgreSQL server that the test may stop and start."""
+    """A private PostgreSQL server that the test may stop and start, freeze and crash."""
     _private_postgres_server.start()
     yield _private_postgres_server
+    _private_postgres_server.thaw()
     _private_postgres_server.start()
+    _private_postgres_server.wait_ready()
 
 
 @pytest.fixture

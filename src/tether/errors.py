@@ -93,8 +93,10 @@ class CorruptionError(CheckpointError):
 
 
 class StoreTimeoutError(CheckpointError):
-    """The store did not answer within its configured timeout (a frozen or unreachable
-    server); nothing was written by the call that timed out."""
+    """The store did not answer within its configured timeout (a frozen, overloaded or
+    unreachable server). A write that timed out may still be applied if the server wakes
+    up (the client gave up, the server never knew); it is applied whole or not at all, so
+    read the thread again before deciding what to redo."""
 
 
 __all__ = [

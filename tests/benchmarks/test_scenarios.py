@@ -3,6 +3,7 @@ timings are reported by ``make bench``, never asserted here."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -89,6 +90,25 @@ def test_tether_scenario_runs_on_postgres(name: str, where: sc.Where, bench_pg: 
     assert metrics
     if name == "messages":
         assert metrics["bytes stored"] > 0
+
+
+def test_bench_creates_its_postgres_database_when_absent(
+    postgres_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`make bench` on a fresh server: the benchmark database does not exist yet."""
+    psycopg = pytest.importorskip("psycopg")
+    name = f"tether_bench_{uuid.uuid4().hex[:12]}"
+    monkeypatch.setattr(eng, "PG_ADMIN_DSN", postgres_dsn)
+    monkeypatch.setattr(eng, "PG_DB", name)
+    try:
+        assert eng.postgres_status([]) is None
+        with psycopg.connect(eng.pg_dsn(), connect_timeout=5) as conn:
+            row = conn.execute("SELECT current_database()").fetchone()
+        assert row is not None and row[0] == name
+        assert eng.postgres_status([]) is None  # and finds it the second time
+    finally:
+        with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.mark.parametrize("mode", ["sync", "async", "exit"])

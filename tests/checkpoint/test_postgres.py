@@ -5,6 +5,7 @@ trip per commit and no lock shared between threads."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -20,7 +21,7 @@ from tests._servers import PrivatePostgres, free_port
 
 import tether
 from tether.checkpoint import CheckpointRow, Head, PostgresSaver, ValueRow, WriteRow
-from tether.errors import CheckpointError
+from tether.errors import CheckpointError, StoreTimeoutError
 
 T = "thread-1"
 SRC = str(Path(tether.__file__).resolve().parents[1])
@@ -150,6 +151,84 @@ def test_user_pool_recovers_after_restart(private_postgres: PrivatePostgres) -> 
         advance(s, 2)
         s.close()
         assert not p.closed  # a pool passed in belongs to the caller
+
+
+# -- timeouts --------------------------------------------------------------------------------
+
+
+def _tcp_option(conn: psycopg.Connection[object], option: int) -> int:
+    sock = socket.socket(fileno=os.dup(conn.fileno()))
+    try:
+        return sock.getsockopt(socket.IPPROTO_TCP, option)
+    finally:
+        sock.close()
+
+
+def test_timeouts_map_onto_libpq_settings(postgres_dsn: str) -> None:
+    """The documented defaults reach libpq and the socket; a value in the DSN wins."""
+    with PostgresSaver(postgres_dsn, schema=schema_name()) as s, s._pool.connection() as conn:
+        params = conn.info.get_parameters()
+        assert params["connect_timeout"] == "10"
+        assert (params["keepalives"], params["keepalives_idle"]) == ("1", "30")
+        assert (params["keepalives_interval"], params["keepalives_count"]) == ("10", "3")
+        assert params["tcp_user_timeout"] == "60000"
+        assert _tcp_option(conn, socket.TCP_KEEPIDLE) == 30
+        assert _tcp_option(conn, socket.TCP_USER_TIMEOUT) == 60000
+    dsn = psycopg.conninfo.make_conninfo(postgres_dsn, keepalives_idle="7", connect_timeout="3")
+    with (
+        PostgresSaver(dsn, schema=schema_name(), connect_timeout=20, keepalive_idle=60) as s,
+        s._pool.connection() as conn,
+    ):
+        params = conn.info.get_parameters()
+        assert (params["keepalives_idle"], params["connect_timeout"]) == ("7", "3")
+        assert params["keepalives_interval"] == "20"  # not in the DSN: from keepalive_idle=60
+        assert _tcp_option(conn, socket.TCP_KEEPIDLE) == 7
+
+
+def test_frozen_server_times_out_then_the_saver_recovers(private_postgres: PrivatePostgres) -> None:
+    """Every server process SIGSTOPped: its kernel still accepts and acknowledges TCP, so only
+    the client's own deadlines end the calls. (The pytest timeout guards against a hang.)"""
+    secret = "s3cret-frozen"
+    dsn = psycopg.conninfo.make_conninfo(private_postgres.dsn, password=secret)
+    with PostgresSaver(
+        dsn, schema=schema_name(), connect_timeout=2, statement_timeout=1.0, timeout=2
+    ) as s:
+        advance(s, 1)
+        private_postgres.freeze()
+        try:
+            with pytest.raises(StoreTimeoutError) as on_pooled:
+                s.get_head(T)  # a pooled connection: the statement deadline ends it
+            with pytest.raises(StoreTimeoutError) as on_new:
+                advance(s, 2)  # then a new connection: the connect deadline ends it
+        finally:
+            private_postgres.thaw()
+        assert s.get_head(T) == Head("cp-1", 1)
+        advance(s, 2)
+        assert s.get_head(T) == Head("cp-2", 2)
+    pooled, new = str(on_pooled.value), str(on_new.value)
+    assert "reading the head on thread 'thread-1' timed out" in pooled
+    assert "statement_timeout=1 s" in pooled and "PostgresSaver(statement_timeout=...)" in pooled
+    assert "committing a checkpoint on thread 'thread-1' timed out" in new
+    assert "connect_timeout=2 s" in new
+    for message in (pooled, new):
+        assert f"port={private_postgres.port}" in message
+        assert secret not in message
+
+
+def test_a_write_that_timed_out_may_still_be_applied(postgres_dsn: str) -> None:
+    """What the StoreTimeoutError message warns about: the client gives up, the server does
+    not know; here the commit waits behind a row lock past the deadline, then goes through
+    once the lock is released."""
+    with PostgresSaver(postgres_dsn, schema=schema_name(), statement_timeout=0.5) as s:
+        advance(s, 1)
+        with psycopg.connect(postgres_dsn) as blocker:
+            blocker.execute(f"SELECT 1 FROM {s._s}.heads WHERE thread_id = %s FOR UPDATE", [T])
+            with pytest.raises(StoreTimeoutError, match=r"statement_timeout=0\.5 s"):
+                advance(s, 2)
+        deadline = time.monotonic() + 30
+        while s.get_head(T) != Head("cp-2", 2):
+            assert time.monotonic() < deadline, "the timed-out commit never landed"
+            time.sleep(0.05)
 
 
 # -- schema ---------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from tests._unprivileged import run_python
 
 from tether.checkpoint import CheckpointRow, Head, Owner, SqliteSaver, ValueRow, WriteRow
 from tether.checkpoint._sqlite_schema import SCHEMA_VERSION
@@ -73,6 +74,202 @@ def test_newer_schema_version_is_refused(db: Path) -> None:
         SqliteSaver(db)
     assert str(db) in str(info.value)
     assert "upgrade tether" in str(info.value)
+
+
+def _snapshot(directory: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(directory.iterdir())}
+
+
+def test_future_schema_file_is_refused_without_changing_it(db: Path) -> None:
+    """A file from a newer tether, in rollback-journal mode: the refusal happens before the
+    switch to WAL (or anything else), so not one byte of the file changes."""
+    conn = sqlite3.connect(db)
+    conn.execute("PRAGMA journal_mode = DELETE")
+    conn.execute("CREATE TABLE tether_schema (name TEXT PRIMARY KEY, value INTEGER NOT NULL)")
+    conn.execute("INSERT INTO tether_schema VALUES ('version', ?)", (SCHEMA_VERSION + 1,))
+    conn.execute("CREATE TABLE heads (thread_id TEXT PRIMARY KEY, future_column BLOB)")
+    conn.commit()
+    conn.close()
+    before = _snapshot(db.parent)
+    for read_only in (False, True):
+        with pytest.raises(CheckpointError, match=f"schema version {SCHEMA_VERSION + 1}"):
+            SqliteSaver(db, read_only=read_only)
+        assert _snapshot(db.parent) == before
+    conn = sqlite3.connect(db)
+    assert conn.execute("PRAGMA journal_mode").fetchone() == ("delete",)
+    conn.close()
+
+
+def _other_application_file(db: Path) -> None:
+    conn = sqlite3.connect(db)
+    conn.execute("PRAGMA journal_mode = DELETE")
+    conn.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)")
+    conn.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY, user_id INTEGER)")
+    conn.execute("INSERT INTO users VALUES (1, 'ada')")
+    conn.commit()
+    conn.close()
+
+
+def test_file_with_other_tables_is_refused_unless_allowed(db: Path) -> None:
+    _other_application_file(db)
+    before = _snapshot(db.parent)
+    with pytest.raises(CheckpointError) as info:
+        SqliteSaver(db)
+    message = str(info.value)
+    assert str(db) in message
+    assert "orders, users" in message
+    assert "allow_other_tables=True" in message
+    assert _snapshot(db.parent) == before  # nothing added, not even WAL mode
+    with SqliteSaver(db, allow_other_tables=True) as saver:
+        commit(saver, 1)
+        assert saver.get_head("t") == Head("cp-1", 1)
+    with SqliteSaver(db) as saver:  # now a tether database (that also holds other tables)
+        assert saver.get_head("t") == Head("cp-1", 1)
+    conn = sqlite3.connect(db)
+    assert conn.execute("SELECT name FROM users").fetchall() == [("ada",)]
+    conn.close()
+
+
+def test_other_tables_named_like_tethers_are_refused_even_when_allowed(db: Path) -> None:
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TABLE heads (id INTEGER PRIMARY KEY)")
+    conn.commit()
+    conn.close()
+    before = _snapshot(db.parent)
+    with pytest.raises(CheckpointError, match="named heads"):
+        SqliteSaver(db, allow_other_tables=True)
+    assert _snapshot(db.parent) == before
+
+
+def test_empty_existing_file_becomes_a_checkpoint_database(db: Path) -> None:
+    db.write_bytes(b"")
+    with SqliteSaver(db) as saver:
+        commit(saver, 1)
+        assert saver.get_head("t") == Head("cp-1", 1)
+
+
+def test_read_only_saver_reads_and_refuses_every_write(db: Path) -> None:
+    with SqliteSaver(db) as saver:
+        commit(saver, 1)
+        saver.put_writes("t", [WriteRow("task", "output", "", b"w")], durable=False)
+    before = db.read_bytes()
+    with SqliteSaver(db, read_only=True) as reader:
+        assert reader.get_head("t") == Head("cp-1", 1)
+        assert reader.list_threads() == ["t"]
+        assert reader.get_writes("t", ["task"]) == [WriteRow("task", "output", "", b"w")]
+        assert reader.dump_thread("t").head == Head("cp-1", 1)
+        writes = {
+            "commit": lambda: commit(reader, 2),
+            "put_writes": lambda: reader.put_writes(
+                "t", [WriteRow("x", "output", "", b"")], durable=False
+            ),
+            "claim": lambda: reader.claim("t", Owner("run"), 10),
+            "release": lambda: reader.release("t", Owner("run")),
+            "delete_thread": lambda: reader.delete_thread("t"),
+            "delete_checkpoints": lambda: reader.delete_checkpoints("t", ["cp-1"], [], []),
+            "load_thread": lambda: reader.load_thread(reader.dump_thread("t")),
+        }
+        for name, write in writes.items():
+            with pytest.raises(CheckpointError, match="read_only") as info:
+                write()
+            assert str(db) in str(info.value), name
+    assert db.read_bytes() == before
+    with SqliteSaver(db) as saver:
+        assert saver.get_head("t") == Head("cp-1", 1)
+
+
+def test_read_only_open_refuses_what_it_cannot_read(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.db"
+    with pytest.raises(CheckpointError, match=r"missing\.db"):
+        SqliteSaver(missing, read_only=True)
+    assert not missing.exists()
+    other = tmp_path / "other.db"
+    _other_application_file(other)
+    with pytest.raises(CheckpointError, match="not a tether checkpoint database"):
+        SqliteSaver(other, read_only=True)
+
+
+_READER = """
+    import sys
+    from tether.checkpoint import SqliteSaver
+    from tether.errors import CheckpointError
+    path = sys.argv[1]
+    try:
+        SqliteSaver(path)
+    except CheckpointError as exc:
+        print("writable open:", exc)
+    with SqliteSaver(path, read_only=True) as saver:
+        print("head:", saver.get_head("t"))
+"""
+
+
+_READ_ONLY = """
+    import sys
+    from tether.checkpoint import SqliteSaver
+    with SqliteSaver(sys.argv[1], read_only=True) as saver:
+        print("head:", saver.get_head("t"))
+"""
+
+# Commits, then dies without closing: the commit stays in the write-ahead log.
+_CRASHING_WRITER = """
+    import os, signal, sys
+    from tether.checkpoint import CheckpointRow, SqliteSaver
+    saver = SqliteSaver(sys.argv[1])
+    saver.commit(
+        "t",
+        expected_version=None,
+        checkpoint=CheckpointRow("t", "cp-1", None, 1, 1, 1.0, b"body"),
+        values=[],
+        writes=[],
+        owner=None,
+        lease_seconds=60,
+        durable=True,
+    )
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+@pytest.mark.parametrize("locked", ["file", "file and directory"])
+def test_reading_a_database_this_user_cannot_write(db: Path, locked: str) -> None:
+    """The reader is a real process that permission bits bind (see tests/_unprivileged.py)."""
+    with SqliteSaver(db) as saver:
+        commit(saver, 1)
+    db.chmod(0o444)
+    if locked == "file and directory":
+        db.parent.chmod(0o555)
+    try:
+        before = db.read_bytes()
+        done = run_python(_READER, str(db))
+    finally:
+        db.parent.chmod(0o755)
+        db.chmod(0o644)
+    assert done.returncode == 0, done.stderr
+    assert "head: Head(checkpoint_id='cp-1', version=1)" in done.stdout
+    assert f"writable open: {db}: the checkpoint database is read-only" in done.stdout
+    assert "read_only=True" in done.stdout
+    assert db.read_bytes() == before
+
+
+def test_unreadable_write_ahead_log_in_a_locked_directory_is_named(db: Path) -> None:
+    """A log with commits not yet in the file, no shared-memory index, and no right to make
+    one: reading the file alone would miss those commits, so the open says why it cannot."""
+    writer = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(_CRASHING_WRITER), str(db)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert writer.returncode == -9, writer.stderr
+    wal = Path(f"{db}-wal")
+    assert wal.stat().st_size > 0
+    Path(f"{db}-shm").unlink()
+    db.parent.chmod(0o555)
+    try:
+        done = run_python(_READ_ONLY, str(db))
+    finally:
+        db.parent.chmod(0o755)
+    assert done.returncode != 0
+    assert f"{wal} holds commits not yet in the file" in done.stderr
 
 
 def test_file_that_is_not_sqlite_is_refused(db: Path) -> None:

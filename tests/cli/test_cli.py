@@ -14,6 +14,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from tests._unprivileged import obeying_permissions
 from typer.testing import CliRunner
 
 from tether.checkpoint import SqliteSaver
@@ -372,6 +373,39 @@ def test_subprocess_entry_point(template: Path, tmp_path: Path) -> None:
         f"error: {tmp_path / 'none.db'}: no such database file"
     ]
     assert proc.stdout == ""
+
+
+@pytest.mark.parametrize("command", [["threads"], ["show", "{db}", "t1"], ["export", "{db}", "t1"]])
+def test_read_commands_work_on_a_database_this_user_cannot_write(
+    template: Path, tmp_path: Path, command: list[str]
+) -> None:
+    """File and directory read-only, the reader a process that permission bits bind."""
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    db = locked / "agent.db"
+    shutil.copyfile(template, db)
+    args = [a.format(db=db) for a in command] if len(command) > 1 else [*command, str(db)]
+    before = db.read_bytes()
+    db.chmod(0o444)
+    locked.chmod(0o555)
+    try:
+        proc = subprocess.run(
+            obeying_permissions([sys.executable, "-m", "tether.cli", *args]),
+            capture_output=True,
+            text=True,
+            env={
+                **os.environ,
+                "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
+            },
+            timeout=120,
+        )
+    finally:
+        locked.chmod(0o755)
+        db.chmod(0o644)
+    assert proc.returncode == 0, proc.stderr
+    assert "t1" in proc.stdout
+    assert db.read_bytes() == before
+    assert sorted(p.name for p in locked.iterdir()) == ["agent.db"]
 
 
 def test_stats_shows_the_four_metrics_with_targets(db: str) -> None:

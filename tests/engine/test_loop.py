@@ -24,6 +24,7 @@ from tether import (
     StateGraph,
     ThreadBusyError,
     interrupt,
+    task,
 )
 from tether.checkpoint import InMemorySaver
 
@@ -725,3 +726,61 @@ def test_bad_input_is_refused_before_the_thread_is_touched() -> None:
             app.invoke(bad, cfg)
     assert claims == []
     assert saver.dump_thread("untouched").head is None
+
+
+# -- what waits for the disk -----------------------------------------------------------------
+
+
+class DurabilitySaver(InMemorySaver):
+    """Records, for every write, what it stored and whether it asked to wait for the disk."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.log: list[tuple[str, bool]] = []
+
+    def commit(self, thread_id: str, **kwargs: Any) -> None:
+        self.log.append(("commit", kwargs["durable"]))
+        super().commit(thread_id, **kwargs)
+
+    def put_writes(self, thread_id: str, writes: Any, **kwargs: Any) -> None:
+        kinds = "+".join(sorted({w.kind for w in writes}))
+        self.log.append((kinds, kwargs["durable"]))
+        super().put_writes(thread_id, writes, **kwargs)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_task_results_and_answers_wait_for_the_disk_in_every_mode(mode: str) -> None:
+    """A @task result and an interrupt answer cannot be recomputed: they are stored durably
+    in async mode too (exit mode keeps @task results with the run's final commit)."""
+
+    @task
+    def send(text: str) -> str:
+        return f"sent {text}"
+
+    def ask(state: S) -> dict[str, Any]:
+        return {"note": interrupt("send?")}
+
+    def work(state: S) -> dict[str, Any]:
+        return {"log": [send(state["note"]).result()]}
+
+    g = StateGraph(S)
+    g.add_node("ask", ask)
+    g.add_node("work", work)
+    g.add_edge(START, "ask")
+    g.add_edge("ask", "work")
+    g.add_edge("work", END)
+    saver = DurabilitySaver()
+    app = g.compile(checkpointer=saver)
+    app.invoke({"log": []}, cfg(), durability=mode)
+    out = app.invoke(Command(resume="hello"), cfg(), durability=mode)
+    assert out["log"] == ["sent hello"]
+    kept = {kind: durable for kind, durable in saver.log if kind != "metrics"}
+    assert kept["resume"] is True
+    if mode == "exit":
+        assert "journal" not in kept  # buffered, stored by the final commit
+    else:
+        assert kept["journal"] is True
+    sync = mode == "sync"
+    assert kept["interrupt"] is sync
+    commits = [durable for kind, durable in saver.log if kind == "commit"]
+    assert commits and set(commits) == {sync}

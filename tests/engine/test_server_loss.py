@@ -22,9 +22,10 @@ import pytest
 import redis
 from tests._servers import PrivatePostgres, PrivateRedis, free_port
 
-from tether import END, START, StateGraph
-from tether.checkpoint import PostgresSaver, RedisSaver, Saver
-from tether.errors import CheckpointError, ConfigError
+from tether import END, START, Command, StateGraph, interrupt, task
+from tether.checkpoint import Owner, PostgresSaver, RedisSaver, Saver
+from tether.engine._heartbeat import Heartbeat
+from tether.errors import CheckpointError, ConfigError, StoreTimeoutError
 
 SECRET = "s3cret-pw-0b5c"
 
@@ -203,3 +204,136 @@ def test_redis_malformed_url_does_not_show_the_password() -> None:
     with pytest.raises(ConfigError, match="invalid Redis URL") as info:
         RedisSaver(url, timeout=2)
     assert SECRET not in str(info.value)
+
+
+# -- a database server crash in async mode ---------------------------------------------------
+
+# With these frozen, nothing writes the WAL out behind the backends' backs: an async commit
+# stays in the server's shared memory until a durable commit flushes the log, and a crash
+# loses exactly what was not made durable (no timing involved).
+_WAL_WRITERS = ("walwriter", "background writer", "checkpointer", "autovacuum launcher")
+
+
+@pytest.fixture
+def crashing_postgres(private_postgres: PrivatePostgres) -> Iterator[PostgresSaver]:
+    saver = PostgresSaver(private_postgres.dsn, schema=f"t_{uuid.uuid4().hex[:12]}", timeout=5)
+    try:
+        yield saver
+    finally:
+        private_postgres.thaw()
+        private_postgres.wait_ready()
+        saver.close()
+
+
+def test_async_task_result_survives_a_postgres_crash(
+    private_postgres: PrivatePostgres, crashing_postgres: PostgresSaver
+) -> None:
+    """The server crashes (a process OOM-killed) after a @task returned, in async mode. On
+    recovery the task's recorded result is replayed: the charge is not made twice."""
+    pg, charges, crashed = private_postgres, Counter[int](), []
+
+    @task
+    def charge(amount: int) -> str:
+        charges[amount] += 1
+        return f"charged {amount}"
+
+    def prepare(state: S) -> dict[str, Any]:
+        return {"trail": ["prepared"]}
+
+    def pay(state: S) -> dict[str, Any]:
+        receipt = charge(42).result()
+        if not crashed:
+            crashed.append(True)
+            pg.crash(*_WAL_WRITERS)
+        return {"trail": [receipt]}
+
+    g = StateGraph(S)
+    g.add_node("prepare", prepare)
+    g.add_node("pay", pay)
+    g.add_edge(START, "prepare")
+    g.add_edge("prepare", "pay")
+    g.add_edge("pay", END)
+    app = g.compile(checkpointer=crashing_postgres, interrupt_before=["pay"])
+    config = cfg("pay-once")
+    app.invoke({"trail": []}, config, durability="sync")  # on disk up to the breakpoint
+    pg.freeze(*_WAL_WRITERS)
+    with pytest.raises(CheckpointError, match="pay-once"):
+        app.invoke(None, config, durability="async")
+    assert charges == Counter({42: 1})
+    pg.wait_ready()
+    out = app.invoke(None, config, durability="async")
+    assert out["trail"] == ["prepared", "charged 42"]
+    assert charges == Counter({42: 1}), "the recorded @task ran again after the crash"
+
+
+def test_async_answer_survives_a_postgres_crash(
+    private_postgres: PrivatePostgres, crashing_postgres: PostgresSaver
+) -> None:
+    """The server crashes after an interrupt was answered in async mode: the answer stays
+    recorded, so the thread goes on with it instead of asking again."""
+    pg, crashed = private_postgres, []
+
+    def ask(state: S) -> dict[str, Any]:
+        return {"trail": [f"answer {interrupt('approve?')}"]}
+
+    def after(state: S) -> dict[str, Any]:
+        if not crashed:
+            crashed.append(True)
+            pg.crash(*_WAL_WRITERS)
+        return {"trail": ["after"]}
+
+    g = StateGraph(S)
+    g.add_node("ask", ask)
+    g.add_node("after", after)
+    g.add_edge(START, "ask")
+    g.add_edge("ask", "after")
+    g.add_edge("after", END)
+    app = g.compile(checkpointer=crashing_postgres)
+    config = cfg("answered-once")
+    app.invoke({"trail": []}, config, durability="sync")
+    pg.freeze(*_WAL_WRITERS)
+    with pytest.raises(CheckpointError, match="answered-once"):
+        app.invoke(Command(resume="yes"), config, durability="async")
+    pg.wait_ready()
+    assert app.get_state(config).interrupts == (), "the answer was lost in the crash"
+    out = app.invoke(None, config, durability="async")
+    assert out["trail"] == ["answer yes", "after"]
+
+
+# -- a frozen server --------------------------------------------------------------------------
+
+
+def test_frozen_server_invoke_get_state_and_heartbeat_time_out(
+    private_postgres: PrivatePostgres,
+) -> None:
+    """Every server process SIGSTOPped (its kernel still acknowledges TCP): invoke, get_state
+    and the lease heartbeat's renewal each end with StoreTimeoutError instead of hanging, and
+    the same app works again once the server is thawed."""
+    pg = private_postgres
+    saver = PostgresSaver(
+        pg.dsn, schema=f"t_{uuid.uuid4().hex[:12]}", connect_timeout=2, statement_timeout=1.0
+    )
+    app = build(saver, Counter(), lambda: None)
+    beat = Heartbeat(lease_seconds=60)
+    try:
+        assert app.invoke({"trail": []}, cfg("before"))["n"] == 13
+        beat.register(saver, "beating", Owner("run-beating"))
+        pg.freeze()
+        try:
+            with pytest.raises(StoreTimeoutError, match="'during'"):
+                app.invoke({"trail": []}, cfg("during"))
+            with pytest.raises(StoreTimeoutError, match="'before'"):
+                app.get_state(cfg("before"))
+            beat.renew_now()  # swallows store errors; it must return, not hang
+            assert beat.renewals == 0
+            with pytest.raises(StoreTimeoutError, match="claiming the thread on thread 'beating'"):
+                saver.claim("beating", Owner("run-beating"), 60)  # what the renewal calls
+        finally:
+            pg.thaw()
+        assert app.get_state(cfg("before")).values["n"] == 13
+        assert app.invoke({"trail": []}, cfg("after"))["n"] == 13
+        beat.renew_now()
+        assert beat.renewals == 1
+    finally:
+        beat.unregister("run-beating")
+        saver.close()

@@ -43,7 +43,8 @@ from tether.checkpoint._postgres_sql import (
     _write,
     _writes_params,
 )
-from tether.errors import CheckpointError, ThreadBusyError
+from tether.checkpoint._postgres_timeouts import WATCHDOG, Alarm, Timeouts, store_error
+from tether.errors import CheckpointError, StoreTimeoutError, ThreadBusyError
 from tether.serde import Serializer
 
 Conn = psycopg.Connection[Any]
@@ -56,8 +57,27 @@ class PostgresSaver(SaverBase):
     pooled connection, so threads run in parallel up to ``max_size`` connections.
     ``prepare=False`` turns prepared statements off (PgBouncer in transaction mode).
     ``durable=False`` commits with ``synchronous_commit = off``: the commit survives a crash of
-    this process, and may be lost (never half-applied) if the database server's OS crashes.
+    this process, and may be lost (never half-applied) if the database server crashes (its
+    process or its OS) within about three times ``wal_writer_delay`` (600 ms by default) of it.
     With ``dsn=None`` and no pool, libpq's defaults (``PGHOST``, ``PGDATABASE``, ...) apply.
+
+    Timeouts (every one ends in StoreTimeoutError naming the server, the call and the setting):
+
+    - ``connect_timeout=10``: seconds to open a connection (libpq ``connect_timeout``; at
+      least 2).
+    - ``statement_timeout=30.0``: seconds one saver call may wait on the server, enforced by
+      this process (a watchdog shuts the connection down), because a frozen server can
+      enforce nothing; None waits forever. It is not the server's ``statement_timeout``,
+      which PgBouncer's transaction mode could not carry: set that per role to make the
+      server stop work too. A write that timed out may still be applied if the server wakes.
+    - ``keepalive_idle=30``: seconds of silence before TCP keepalive probes start (libpq
+      ``keepalives=1``, ``keepalives_idle``, ``keepalives_interval`` = a third of it,
+      ``keepalives_count=3``, ``tcp_user_timeout`` = twice it), so a dead host or network is
+      noticed on idle pooled connections within about a minute; None keeps the OS defaults.
+    - ``timeout=10.0``: seconds a call waits for a free pooled connection.
+
+    Parameters written in the DSN win over these. With ``pool=``, the pool's own connection
+    settings apply and only ``statement_timeout`` is added.
     """
 
     blocking = True
@@ -73,6 +93,9 @@ class PostgresSaver(SaverBase):
         min_size: int = 1,
         max_size: int = 10,
         timeout: float = 10.0,
+        connect_timeout: int = 10,
+        statement_timeout: float | None = 30.0,
+        keepalive_idle: int | None = 30,
     ) -> None:
         if serde is None:
             from tether.serde import default_serializer  # type: ignore[attr-defined]
@@ -88,13 +111,18 @@ class PostgresSaver(SaverBase):
             for first in (True, False)
             for durable in (True, False)
         }
-        self._timeout = timeout
+        self._timeouts = Timeouts(connect_timeout, statement_timeout, keepalive_idle, timeout)
         self._conninfo = dsn if dsn is not None else ""
+        self._libpq = self._timeouts.libpq(self._conninfo)
         self._pool_args: dict[str, Any] = {
             "min_size": min_size,
             "max_size": max_size,
             "timeout": timeout,
-            "kwargs": {"autocommit": True, "prepare_threshold": 5 if prepare else None},
+            "kwargs": {
+                "autocommit": True,
+                "prepare_threshold": 5 if prepare else None,
+                **self._libpq,
+            },
             "name": f"tether-{schema}",
         }
         # Taken only after a connection failure, to replace the pool once (never per call).
@@ -107,25 +135,63 @@ class PostgresSaver(SaverBase):
                 self._migrate(conn)
             return
         self._own_pool = True
+        alarm: Alarm | None = None
         try:
-            with self._connect_direct() as conn:
+            with self._connect_direct() as conn, self._deadline(conn) as alarm:
                 self._migrate(conn)
             self._pool = ConnectionPool(self._conninfo, open=True, **self._pool_args)
         except psycopg.Error as exc:
-            raise CheckpointError(
-                f"PostgresSaver: cannot open database {_safe_dsn(self._conninfo)!r}: {exc}"
-            ) from exc
+            error = self._store_error(exc, "opening the database", None, alarm)
+            if not isinstance(error, StoreTimeoutError):
+                error = CheckpointError(
+                    f"PostgresSaver: cannot open database {self._server()!r}: {exc}"
+                )
+            raise error from exc
 
     def _connect_direct(self) -> Conn:
         return psycopg.connect(
-            self._conninfo,
-            autocommit=True,
-            prepare_threshold=None,
-            connect_timeout=max(1, int(self._timeout)),
+            self._conninfo, autocommit=True, prepare_threshold=None, **self._libpq
         )
 
     def _migrate(self, conn: Conn) -> None:
         migrate(conn, self._schema)
+
+    def _server(self) -> str:
+        """Which server, for messages (never with the password)."""
+        conninfo: object = self._conninfo
+        if not self._own_pool:
+            conninfo = getattr(self._pool, "conninfo", None)
+        return _safe_dsn(conninfo) if isinstance(conninfo, str) else "<the pool's server>"
+
+    @contextmanager
+    def _deadline(self, conn: Conn) -> Iterator[Alarm | None]:
+        """``statement_timeout`` for the block: past it, the watchdog shuts the connection
+        down under the call. A connection whose alarm went off is closed here, so the pool
+        never hands out a socket that was shut down, even when the call won the race."""
+        seconds = self._timeouts.statement
+        if seconds is None:
+            yield None
+            return
+        alarm = WATCHDOG.arm(conn, seconds)
+        try:
+            yield alarm
+        finally:
+            WATCHDOG.disarm(alarm)
+            if alarm.fired:
+                conn.close()
+
+    def _store_error(
+        self, exc: psycopg.Error, what: str, thread_id: str | None, alarm: Alarm | None
+    ) -> CheckpointError:
+        return store_error(
+            exc,
+            what=what,
+            thread_id=thread_id,
+            server=self._server(),
+            timeouts=self._timeouts,
+            fired=alarm is not None and alarm.fired,
+            connect_seconds=self._timeouts.connect_seconds(self._conninfo),
+        )
 
     def close(self) -> None:
         if self._closed:
@@ -136,13 +202,15 @@ class PostgresSaver(SaverBase):
 
     @contextmanager
     def _conn(self, what: str, thread_id: str | None) -> Iterator[Conn]:
-        """A pooled connection in autocommit mode; psycopg errors become CheckpointError."""
+        """A pooled connection in autocommit mode, under ``statement_timeout``; psycopg errors
+        become CheckpointError (StoreTimeoutError when a timeout ran out)."""
         if self._closed:
             raise CheckpointError(f"PostgresSaver: {what}: the saver is closed")
         pool = self._pool
+        alarm: Alarm | None = None
         try:
             pool = self._usable_pool()
-            with pool.connection() as conn:
+            with pool.connection() as conn, self._deadline(conn) as alarm:
                 autocommit, threshold = conn.autocommit, conn.prepare_threshold
                 if not autocommit:
                     conn.autocommit = True
@@ -152,22 +220,24 @@ class PostgresSaver(SaverBase):
                     yield conn
                 except psycopg.Error:
                     if conn.broken or conn.closed:
-                        self._lost_connection(pool)
+                        self._lost_connection(pool, timed_out=alarm is not None and alarm.fired)
                     raise
                 finally:
                     if not conn.closed and not conn.broken:
                         conn.autocommit, conn.prepare_threshold = autocommit, threshold
         except psycopg.Error as exc:
             if isinstance(exc, PoolTimeout):
-                self._lost_connection(pool)
-            where = f" on thread {thread_id!r}" if thread_id is not None else ""
-            raise CheckpointError(f"PostgresSaver: {what}{where} failed: {exc}") from exc
+                self._lost_connection(pool, timed_out=True)
+            raise self._store_error(exc, what, thread_id, alarm) from exc
 
-    def _lost_connection(self, pool: ConnectionPool[Any]) -> None:
+    def _lost_connection(self, pool: ConnectionPool[Any], *, timed_out: bool = False) -> None:
         """The server went away. Our own pool is replaced on next use (after a direct connect
         shows the server is back), so calls fail fast while it is down and work as soon as it
-        returns, instead of waiting out the pool's reconnection backoff."""
+        returns, instead of waiting out the pool's reconnection backoff. A caller's pool is
+        checked instead, unless the server stopped answering: ``check`` has no deadline."""
         if not self._own_pool:
+            if timed_out:
+                return
             try:
                 pool.check()
             except Exception:

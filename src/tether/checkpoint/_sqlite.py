@@ -25,6 +25,7 @@ from tether.checkpoint._base import (
 from tether.checkpoint._chains import chain_from_rows
 from tether.checkpoint._memory import busy_message, lease_blocks
 from tether.checkpoint._ops import SaverBase
+from tether.checkpoint._sqlite_open import open_database
 from tether.checkpoint._sqlite_rows import (
     CHECKPOINT_COLS,
     HEAD_SQL,
@@ -36,7 +37,7 @@ from tether.checkpoint._sqlite_rows import (
     pack_id,
     write_of,
 )
-from tether.checkpoint._sqlite_schema import VERSION_BITS, VERSION_MASK, migrate
+from tether.checkpoint._sqlite_schema import VERSION_BITS, VERSION_MASK
 from tether.errors import CheckpointError, ThreadBusyError
 from tether.serde import Serializer, default_serializer
 
@@ -54,6 +55,12 @@ class SqliteSaver(SaverBase):
 
     One connection per saver, guarded by a lock: threads of a process take turns (no
     SQLite busy-waiting between them), other processes wait up to ``busy_timeout_ms``.
+
+    ``read_only=True`` opens the file for reading only (``mode=ro``): it needs no write
+    access to the file or its directory, never creates, migrates or changes the file, and
+    every write method raises CheckpointError. A file that holds another application's
+    tables is refused unless ``allow_other_tables=True``, which adds tether's tables beside
+    them.
     """
 
     blocking = True
@@ -64,12 +71,21 @@ class SqliteSaver(SaverBase):
         *,
         serde: Serializer | None = None,
         busy_timeout_ms: int = 30000,
+        read_only: bool = False,
+        allow_other_tables: bool = False,
     ) -> None:
         self.serde: Serializer = serde if serde is not None else default_serializer()
         self.path = os.fspath(path)
+        self.read_only = read_only
         self._lock = threading.RLock()
         self._synchronous = "NORMAL"
-        self._conn: sqlite3.Connection | None = self._open(busy_timeout_ms)
+        self._conn: sqlite3.Connection | None = open_database(
+            self.path,
+            read_only=read_only,
+            busy_timeout_ms=busy_timeout_ms,
+            allow_other_tables=allow_other_tables,
+            synchronous=self._synchronous,
+        )
 
     @classmethod
     @contextmanager
@@ -82,40 +98,13 @@ class SqliteSaver(SaverBase):
         finally:
             saver.close()
 
-    def _open(self, busy_timeout_ms: int) -> sqlite3.Connection:
-        try:
-            conn = sqlite3.connect(
-                self.path,
-                timeout=busy_timeout_ms / 1000,
-                isolation_level=None,
-                check_same_thread=False,
-            )
-        except sqlite3.Error as e:
-            raise CheckpointError(f"{self.path}: cannot open the checkpoint database: {e}") from e
-        try:
-            conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-            conn.execute("PRAGMA journal_mode = WAL").fetchone()
-            conn.execute(f"PRAGMA synchronous = {self._synchronous}")
-            migrate(conn, self.path)
-        except sqlite3.Error as e:
-            conn.close()
-            if isinstance(e, sqlite3.OperationalError):  # locked, read-only, no space, ...
-                raise CheckpointError(
-                    f"{self.path}: cannot open the checkpoint database: {e}"
-                ) from e
-            raise CheckpointError(
-                f"{self.path}: not a usable tether checkpoint database (not SQLite, "
-                f"corrupted or truncated): {e}"
-            ) from e
-        except BaseException:
-            conn.close()
-            raise
-        return conn
-
     def close(self) -> None:
         with self._lock:
             conn, self._conn = self._conn, None
             if conn is None:
+                return
+            if self.read_only:
+                conn.close()
                 return
             try:
                 # Fold the WAL back into the file so no -wal file lingers after a clean close.
@@ -134,6 +123,11 @@ class SqliteSaver(SaverBase):
             conn = self._conn
             if conn is None:
                 raise CheckpointError(f"thread {thread_id!r}: {self.path}: the saver is closed")
+            if begin == "IMMEDIATE" and self.read_only:
+                raise CheckpointError(
+                    f"thread {thread_id!r}: {self.path} is open read-only "
+                    "(SqliteSaver(read_only=True)); open it without read_only to write"
+                )
             try:
                 if durable is not None:
                     # Cannot change inside a transaction; WAL + FULL fsyncs at each commit.

@@ -7,6 +7,8 @@ newer version than ``MIGRATIONS`` is refused, never written.
 
 from __future__ import annotations
 
+import functools
+import re
 import sqlite3
 
 from tether.errors import CheckpointError
@@ -66,6 +68,25 @@ VERSION_MASK = (1 << VERSION_BITS) - 1
 MAX_TID = (1 << 31) - 1
 
 
+_CREATES = re.compile(r"CREATE\s+(?:UNIQUE\s+)?(?:TABLE|INDEX)\s+(\w+)", re.IGNORECASE)
+
+
+@functools.cache
+def schema_names() -> frozenset[str]:
+    """The names of every table and index the migrations create (and ``tether_schema``)."""
+    statements = [sql for migration in MIGRATIONS for sql in migration]
+    found = {match.group(1) for sql in statements for match in _CREATES.finditer(sql)}
+    return frozenset(found | {"tether_schema"})
+
+
+def refuse_newer(path: str, current: int) -> None:
+    if current > SCHEMA_VERSION:
+        raise CheckpointError(
+            f"{path}: the checkpoint database has schema version {current}, but this "
+            f"version of tether only knows versions up to {SCHEMA_VERSION}; upgrade tether"
+        )
+
+
 def migrate(conn: sqlite3.Connection, path: str) -> None:
     """Bring the file to ``SCHEMA_VERSION`` (one write transaction), or refuse it."""
     conn.execute("BEGIN IMMEDIATE")
@@ -76,11 +97,7 @@ def migrate(conn: sqlite3.Connection, path: str) -> None:
         )
         row = conn.execute("SELECT value FROM tether_schema WHERE name = 'version'").fetchone()
         current = int(row[0]) if row is not None else 0
-        if current > SCHEMA_VERSION:
-            raise CheckpointError(
-                f"{path}: the checkpoint database has schema version {current}, but this "
-                f"version of tether only knows versions up to {SCHEMA_VERSION}; upgrade tether"
-            )
+        refuse_newer(path, current)  # again: another process may have upgraded it meanwhile
         for statements in MIGRATIONS[current:]:
             for sql in statements:
                 conn.execute(sql)

@@ -73,7 +73,7 @@ def _state(saver: Saver, thread_id: str, graph: str | None) -> StateSnapshot:
 def threads(db: DbArg, graph: GraphOpt = None) -> None:
     """List threads: head checkpoint, step, next nodes and pending interrupts."""
     out = _render.stdout_console()
-    with reporting(), open_saver(db) as saver:
+    with reporting(), open_saver(db, read_only=True) as saver:
         compiled = load_graph(graph, saver) if graph is not None else None
         rows: list[_render.ThreadRow] = []
         unreadable: list[str] = []
@@ -118,7 +118,7 @@ def threads(db: DbArg, graph: GraphOpt = None) -> None:
 def show(db: DbArg, thread: ThreadArg, graph: GraphOpt = None, full: FullOpt = False) -> None:
     """Show a thread's current values, next nodes and pending interrupts."""
     out = _render.stdout_console()
-    with reporting(), open_saver(db) as saver:
+    with reporting(), open_saver(db, read_only=True) as saver:
         require_thread(saver, db, thread)
         out.print(_render.snapshot_view(_state(saver, thread, graph), full=full))
 
@@ -134,7 +134,7 @@ def history(
 ) -> None:
     """A table of a thread's checkpoints, newest first."""
     out = _render.stdout_console()
-    with reporting(), open_saver(db) as saver:
+    with reporting(), open_saver(db, read_only=True) as saver:
         require_thread(saver, db, thread)
         if graph is not None:
             snaps = list(load_graph(graph, saver).get_state_history(_config(thread), limit=limit))
@@ -147,7 +147,7 @@ def history(
 def stats(db: DbArg, thread: ThreadArg) -> None:
     """The thread's durability metrics beside the guide's targets."""
     out = _render.stdout_console()
-    with reporting(), open_saver(db) as saver:
+    with reporting(), open_saver(db, read_only=True) as saver:
         require_thread(saver, db, thread)
         out.print(_render.stats_table(read_metrics(saver, thread)))
 
@@ -277,7 +277,7 @@ def export_(
     ] = "-",
 ) -> None:
     """Write a thread as JSON lines (readable by `tether import` on any backend)."""
-    with reporting(), open_saver(db) as saver:
+    with reporting(), open_saver(db, read_only=True) as saver:
         require_thread(saver, db, thread)
         lines = list(export_lines(saver.dump_thread(thread)))
         if output == "-":

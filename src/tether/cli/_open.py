@@ -3,7 +3,8 @@
 The DB argument is a SQLite file path (or ``sqlite:///path``); ``postgresql://`` /
 ``postgres://`` DSNs open a ``PostgresSaver`` and ``redis://`` / ``rediss://`` URLs a
 ``RedisSaver``. The server backends are imported only when named, so their drivers stay
-optional. Read commands never create a database: a missing file is an error.
+optional. Read commands never create a database (a missing file is an error) and open a
+SQLite file read-only, so they work on a file or directory this user cannot write.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from tether.checkpoint import Saver, SqliteSaver
+from tether.checkpoint._sqlite_open import read_only_connection
 from tether.cli._errors import EXIT_USAGE, CliError
 from tether.graph import CompiledGraph, StateGraph
 
@@ -37,7 +39,7 @@ def _check_sqlite(path: str) -> None:
     if os.path.isdir(path):
         raise CliError(f"{path}: is a directory, not a database file", EXIT_USAGE)
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        conn = read_only_connection(path)
         try:
             row = conn.execute(
                 "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'tether_schema'"
@@ -63,16 +65,17 @@ def _server_saver(db: str) -> Saver:
 
 
 @contextmanager
-def open_saver(db: str, *, create: bool = False) -> Iterator[Saver]:
+def open_saver(db: str, *, create: bool = False, read_only: bool = False) -> Iterator[Saver]:
     """The saver for ``db``, closed on exit. ``create``: a missing SQLite file is created
-    (only ``import`` does this)."""
+    (only ``import`` does this). ``read_only``: a SQLite file is opened read-only (the read
+    commands); the server backends ignore it."""
     if db.startswith(_POSTGRES + _REDIS):
         saver = _server_saver(db)
     else:
         path = _sqlite_path(db)
         if not create or os.path.exists(path):
             _check_sqlite(path)
-        saver = SqliteSaver(path)
+        saver = SqliteSaver(path, read_only=read_only)
     try:
         yield saver
     finally:

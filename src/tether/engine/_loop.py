@@ -157,7 +157,11 @@ class Run:
         if self.durability == "exit":
             self.buffer.extend(rows)
         else:
-            self.saver.put_writes(self.thread_id, rows, durable=self.durable)
+            # A @task result records work done in the world: it waits for the disk even in
+            # async mode, so that a database crash cannot make the task run again. The flush
+            # also covers every earlier commit of the run (the log is written in order).
+            journal = any(r.kind == "journal" for r in rows)
+            self.saver.put_writes(self.thread_id, rows, durable=self.durable or journal)
 
     def _emit_custom(self, chunk: Any) -> None:
         assert self.events_q is not None
@@ -403,7 +407,8 @@ class Run:
         self.answered = {i: pending[i] for i in answers}
         rows = [self._row(pending[i], "resume", i, v) for i, v in answers.items()]
         assert self.saver is not None
-        self.saver.put_writes(self.thread_id, rows, durable=self.durable)
+        # A human's answer cannot be recomputed: durable in every mode, like a @task result.
+        self.saver.put_writes(self.thread_id, rows, durable=True)
         for i, v in answers.items():
             logs.setdefault(pending[i], TaskLog()).resumes[i] = v
 
