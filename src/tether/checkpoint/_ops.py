@@ -22,6 +22,7 @@ from tether.checkpoint._base import (
     WriteRow,
 )
 from tether.checkpoint._body import decode_body, encode_body
+from tether.checkpoint._chains import check_link
 from tether.errors import CheckpointError
 
 EXPORT_FORMAT = "tether-thread"
@@ -53,6 +54,8 @@ def prune_thread(saver: Saver, thread_id: str, keep_last: int) -> int:
             while current is not None and (channel, current) not in needed:
                 needed.add((channel, current))
                 value = by_key.get((channel, current))
+                if value is not None:
+                    check_link(thread_id, channel, current, value)
                 current = value.prev if value is not None else None
     dropped_tasks: set[str] = set()
     for row in drop:
