@@ -3,7 +3,8 @@
 The DB argument is a SQLite file path (or ``sqlite:///path``); ``postgresql://`` /
 ``postgres://`` DSNs open a ``PostgresSaver`` and ``redis://`` / ``rediss://`` URLs a
 ``RedisSaver``. The server backends are imported only when named, so their drivers stay
-optional. Read commands never create a database: a missing file is an error.
+optional. Read commands never create a database: a missing file is an error. With
+``TETHER_ENCRYPTION_KEYS`` set, an encrypted database is read (and written) with those keys.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from typing import Any
 from tether.checkpoint import Saver, SqliteSaver
 from tether.cli._errors import EXIT_USAGE, CliError
 from tether.graph import CompiledGraph, StateGraph
+from tether.serde import EncryptedSerializer, Serializer
+from tether.serde._crypto import ENV_VAR
 
 _POSTGRES = ("postgresql://", "postgres://")
 _REDIS = ("redis://", "rediss://", "unix://")
@@ -50,7 +53,15 @@ def _check_sqlite(path: str) -> None:
         raise CliError(f"{path}: not a tether checkpoint database", EXIT_USAGE)
 
 
-def _server_saver(db: str) -> Saver:
+def _serde() -> Serializer | None:
+    """With ``TETHER_ENCRYPTION_KEYS`` set (``kid:base64key,...``, as for
+    ``EncryptedSerializer.from_env``), the database is read and written through those keys."""
+    if not os.environ.get(ENV_VAR, "").strip():
+        return None
+    return EncryptedSerializer.from_env()
+
+
+def _server_saver(db: str, serde: Serializer | None) -> Saver:
     import tether.checkpoint as checkpoint
 
     name = "PostgresSaver" if db.startswith(_POSTGRES) else "RedisSaver"
@@ -58,7 +69,7 @@ def _server_saver(db: str) -> Saver:
         cls: Any = getattr(checkpoint, name)
     except (ImportError, AttributeError) as exc:
         raise CliError(f"{db.split('://')[0]}:// needs {name}: {exc}", EXIT_USAGE) from exc
-    saver: Saver = cls(db)
+    saver: Saver = cls(db, serde=serde)
     return saver
 
 
@@ -66,13 +77,14 @@ def _server_saver(db: str) -> Saver:
 def open_saver(db: str, *, create: bool = False) -> Iterator[Saver]:
     """The saver for ``db``, closed on exit. ``create``: a missing SQLite file is created
     (only ``import`` does this)."""
+    serde = _serde()
     if db.startswith(_POSTGRES + _REDIS):
-        saver = _server_saver(db)
+        saver = _server_saver(db, serde)
     else:
         path = _sqlite_path(db)
         if not create or os.path.exists(path):
             _check_sqlite(path)
-        saver = SqliteSaver(path)
+        saver = SqliteSaver(path, serde=serde)
     try:
         yield saver
     finally:
