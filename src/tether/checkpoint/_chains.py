@@ -31,9 +31,11 @@ def walk_chain(
                 f"thread {thread_id!r}: value of channel {channel!r} at version {current} is "
                 f"missing from storage (pruned, evicted or corrupted); {RESTORE_HINT}"
             )
-        check_link(thread_id, channel, current, row)
+        prev = row.prev
+        if row.version != current or (prev is not None and prev >= current):
+            check_link(thread_id, channel, current, row)  # raises, naming the row
         chain.append(row)
-        current = row.prev
+        current = prev
     chain.reverse()
     _check_bases(thread_id, channel, chain)
     return chain

@@ -49,11 +49,12 @@ EXT_EXCEPTION: Final = 12
 MAX_DEPTH: Final = 100
 """How deeply ext records may nest in one value: tuples, sets, frozensets, registered classes
 (dataclasses, pydantic models, messages, ...), exceptions and datetimes inside one another,
-counted along any path; lists and dicts between them do not count (msgpack bounds those at 511
-levels). Each such level is decoded by a nested call, so the bound keeps any stored value
-readable within a small, fixed stack. ``dumps`` refuses deeper values; ``loads`` refuses deeper
-bytes (crafted, or written before the bound) instead of crashing. For reference, LangGraph's
-ormsgpack refuses values nested more than 254 levels of any kind."""
+counted along any path. Lists and dicts between them do not count toward it (msgpack allows
+511 levels of them within each record; below the fourth record level, 1,000 in all: see
+_NESTED_BUDGET). Each record level is decoded by a nested call, so the bound keeps any stored
+value readable within a small, fixed stack. ``dumps`` refuses deeper values; ``loads`` refuses
+deeper bytes (crafted, or written before the bound) instead of crashing. For reference,
+LangGraph's ormsgpack refuses values nested more than 254 levels of any kind."""
 
 _SHALLOW: Final = 2
 """Decoding levels that use ``msgpack.unpackb`` (fastest, but it keeps a ~40 KB context on the C
@@ -257,11 +258,20 @@ class MsgpackSerializer:
     def loads(self, data: bytes) -> object:
         """Decode a record; raises ``CorruptRecordError`` (a ``SerializationError``) when its
         checksum fails, ``EncryptionError`` for an encrypted record."""
-        if not isinstance(data, bytes | bytearray | memoryview):
+        if type(data) is not bytes and not isinstance(data, bytearray | memoryview):
             raise SerializationError(f"expected bytes to decode, got {type(data).__name__}")
         if is_encrypted(data):
             raise _encrypted_error(bytes(data))
-        return self.loads_payload(unseal(data))
+        payload = unseal(data)
+        try:
+            # loads_payload and depth 0 of _unpack, inlined: this runs for every row read
+            return msgpack.unpackb(
+                payload, ext_hook=self._hooks[0], raw=False, strict_map_key=False, use_list=True
+            )
+        except SerializationError:
+            raise
+        except Exception as exc:
+            raise _undecodable(exc) from exc
 
     def loads_payload(self, data: bytes | memoryview) -> object:
         """Decode bare msgpack (``dumps_payload``'s output), without a checksum frame."""
@@ -270,10 +280,7 @@ class MsgpackSerializer:
         except SerializationError:
             raise
         except Exception as exc:
-            raise CorruptRecordError(
-                f"cannot decode stored value: corrupt or truncated data ({type(exc).__name__}: "
-                f"{exc})"
-            ) from exc
+            raise _undecodable(exc) from exc
 
     def _unpack(self, data: bytes | memoryview, depth: int) -> object:
         if depth > MAX_DEPTH:
@@ -371,6 +378,12 @@ def _as_list(value: object) -> list[Any]:
     if type(value) is not list:
         raise SerializationError(f"malformed ext payload: expected an array, got {type(value)}")
     return value
+
+
+def _undecodable(exc: Exception) -> CorruptRecordError:
+    return CorruptRecordError(
+        f"cannot decode stored value: corrupt or truncated data ({type(exc).__name__}: {exc})"
+    )
 
 
 def _encrypted_error(data: bytes) -> TetherError:
