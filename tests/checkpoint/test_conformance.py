@@ -823,6 +823,40 @@ def test_encryption_on_and_off(
             assert MARKER not in str(info.value)
 
 
+def test_error_rows_are_encrypted_and_still_shown(
+    saver_factory: SaverFactory, backend: str, tmp_path: Path
+) -> None:
+    """A failed node's error row goes through the store's serializer like every other
+    record: with encryption on, the exception text is not in the stored bytes, and a reader
+    holding the key still sees it."""
+
+    def fail(state: Secret) -> dict[str, Any]:
+        raise RuntimeError(f"upstream refused: {MARKER}")
+
+    def failing(saver: Saver) -> Any:
+        g = StateGraph(Secret)
+        g.add_node("fail", fail)
+        g.add_edge(START, "fail")
+        g.add_edge("fail", END)
+        return g.compile(checkpointer=saver)
+
+    saver = saver_factory(serde=enc({"k1": KEY1}, "k1"))
+    with pytest.raises(RuntimeError, match=MARKER):
+        failing(saver).invoke({"items": ["go"]}, cfg(), durability="sync")
+    dump = saver.dump_thread(T)
+    assert "error" in {w.kind for w in dump.writes}
+    records = raw_records(saver, T)
+    assert all(is_encrypted(r) for r in records)
+    assert not [r[:60] for r in records if MARKER.encode() in r]
+    if backend == "sqlite":
+        saver.close()
+        for path in tmp_path.glob("tether.db*"):
+            assert MARKER.encode() not in path.read_bytes(), path.name
+    reader = failing(fresh(saver_factory, backend, source=saver, serde=enc({"k1": KEY1}, "k1")))
+    (failed,) = reader.get_state(cfg()).tasks
+    assert failed.name == "fail" and failed.error == f"RuntimeError: upstream refused: {MARKER}"
+
+
 def test_key_rotation(saver_factory: SaverFactory, backend: str) -> None:
     old = enc({"k1": KEY1}, "k1")
     rotated = enc({"k1": KEY1, "k2": KEY2}, "k2")

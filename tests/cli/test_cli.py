@@ -2,23 +2,31 @@
 
 from __future__ import annotations
 
+import base64
 import importlib
 import json
+import operator
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Annotated, Any, TypedDict
 
+import msgpack
 import pytest
 from tests._unprivileged import obeying_permissions
 from typer.testing import CliRunner
 
+from tether import END, START, StateGraph
 from tether.checkpoint import SqliteSaver
 from tether.cli import app
+from tether.serde import EncryptedSerializer, MsgpackSerializer
+from tether.serde._envelope import seal
 
 HERE = Path(__file__).resolve().parent
 
@@ -424,3 +432,116 @@ def test_stats_shows_the_four_metrics_with_targets(db: str) -> None:
         assert text in out, text
     assert "1 resumes" in out
     assert "error" in run("stats", db, "nope", code=1).stderr
+
+
+# -- damaged and encrypted stores -------------------------------------------------------------
+
+
+def _rewrite_newest_value(db: str, thread: str, change: Any) -> None:
+    """Replace the payload of the thread's newest value row(s), straight in the file."""
+    with closing(sqlite3.connect(db)) as conn, conn:
+        tid = conn.execute("SELECT tid FROM heads WHERE thread_id = ?", (thread,)).fetchone()[0]
+        rows = conn.execute(
+            "SELECT channel, version, payload FROM vals WHERE tid = ? AND version = "
+            "(SELECT max(version) FROM vals WHERE tid = ?)",
+            (tid, tid),
+        ).fetchall()
+        for channel, version, payload in rows:
+            conn.execute(
+                "UPDATE vals SET payload = ? WHERE tid = ? AND channel = ? AND version = ?",
+                (change(payload), tid, channel, version),
+            )
+
+
+def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tether.cli", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=120,
+    )
+
+
+def _deep_record() -> bytes:
+    """A valid, checksummed record no tether writes: 5,000 tuples inside one another."""
+    data = msgpack.packb(0)
+    for _ in range(5000):
+        data = msgpack.packb(msgpack.ExtType(1, data))
+    return seal(data)
+
+
+def test_threads_lists_every_thread_when_one_holds_bytes_nested_too_deeply(db: str) -> None:
+    # written straight into the file, bypassing the encoder; reading it used to kill the
+    # process with SIGSEGV, for `tether threads` on the whole database too
+    _rewrite_newest_value(db, "t1", lambda _payload: _deep_record())
+    proc = _cli("threads", db)
+    assert proc.returncode == 0, (proc.returncode, proc.stderr[-2000:])
+    assert all(f" {tid} " in proc.stdout for tid in ("t1", "p1", "c1"))
+    (note,) = [ln for ln in proc.stdout.splitlines() if ln.startswith("? t1:")]
+    assert "thread 't1'" in note and "more than 100 levels" in note
+    proc = _cli("show", db, "t1")
+    assert proc.returncode == 1 and proc.stdout == ""
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith("error: thread 't1'") and "damaged" in line
+
+
+def _flip_first_payload_bit(payload: bytes) -> bytes:
+    return bytes([payload[0], payload[1], payload[2] ^ 0x01]) + payload[3:]
+
+
+def test_a_damaged_row_is_one_red_line_naming_the_thread(db: str, tmp_path: Path) -> None:
+    _rewrite_newest_value(db, "t1", _flip_first_payload_bit)
+    for args in (["show", db, "t1"], ["history", db, "t1"], ["export", db, "t1"]):
+        err = run(*args, code=1).stderr
+        assert "thread 't1'" in err and "damaged" in err and "checksum" in err, args
+    out = run("threads", db).stdout
+    assert all(f" {tid} " in out for tid in ("t1", "p1", "c1"))
+    assert any(ln.startswith("? t1: thread 't1'") for ln in out.splitlines())
+    assert "thread p1" in run("show", db, "p1").stdout
+
+
+def test_import_refuses_a_damaged_export(db: str, tmp_path: Path) -> None:
+    out = tmp_path / "t1.jsonl"
+    run("export", db, "t1", "-o", str(out))
+    lines = out.read_text().splitlines()
+    index, rec = next((i, json.loads(ln)) for i, ln in enumerate(lines) if '"value"' in ln)
+    payload = base64.b64decode(rec["payload"])
+    rec["payload"] = base64.b64encode(_flip_first_payload_bit(payload)).decode()
+    lines[index] = json.dumps(rec)
+    out.write_text("\n".join(lines) + "\n")
+    err = run("import", db, str(out), "--thread", "copy", code=1).stderr
+    assert "thread 'copy'" in err and f"channel {rec['channel']!r}" in err and "damaged" in err
+    assert "not found" in run("show", db, "copy", code=1).stderr
+
+
+def test_encrypted_store_shows_a_failed_task_only_with_the_key(tmp_path: Path) -> None:
+    key = bytes(range(32))
+    db = str(tmp_path / "secret.db")
+    secret = "card 4111-1111 declined"
+
+    def fail(state: dict[str, Any]) -> dict[str, Any]:
+        raise RuntimeError(secret)
+
+    class State(TypedDict, total=False):
+        messages: Annotated[list[str], operator.add]
+
+    g = StateGraph(State)
+    g.add_node("charge", fail)
+    g.add_edge(START, "charge")
+    g.add_edge("charge", END)
+    serde = EncryptedSerializer(MsgpackSerializer(), {"k1": key}, "k1")
+    with SqliteSaver(db, serde=serde) as saver, pytest.raises(RuntimeError):
+        g.compile(checkpointer=saver).invoke(
+            {"messages": ["pay"]}, {"configurable": {"thread_id": "s1"}}
+        )
+    assert secret.encode() not in Path(db).read_bytes()
+
+    keys = {"TETHER_ENCRYPTION_KEYS": f"k1:{base64.b64encode(key).decode()}"}
+    shown = CliRunner().invoke(app, ["show", db, "s1"], env=keys)
+    assert shown.exit_code == 0, shown.output
+    assert f"failed: charge: RuntimeError: {secret}" in " ".join(shown.stdout.split())
+    without = run("show", db, "s1", code=1).stderr
+    assert "thread 's1'" in without and "encrypted" in without and secret not in without
+    listed = run("threads", db).stdout
+    assert " s1 " in listed and "? s1: thread 's1'" in listed

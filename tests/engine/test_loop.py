@@ -688,6 +688,68 @@ def test_unstorable_values_are_named_before_anything_is_written() -> None:
         app2.invoke({"items": []}, {"configurable": {"thread_id": "o2"}})
 
 
+@dataclasses.dataclass
+class _Node:
+    value: int
+    next: _Node | None = None
+
+
+def _linked_list(length: int) -> _Node | None:
+    head: _Node | None = None
+    for i in range(length):
+        head = _Node(i, head)
+    return head
+
+
+def test_values_nested_too_deeply_are_refused_at_write_naming_the_thread() -> None:
+    # They used to store fine and then crash every reader of the thread with SIGSEGV.
+    from tether import SerializationError, task
+    from tether.serde import MAX_DEPTH, register_type
+
+    register_type(_Node)
+
+    class P(TypedDict, total=False):
+        chain: Any
+        nested: Any
+
+    @task
+    def fetch() -> Any:
+        return _deep_tuple(MAX_DEPTH + 1)
+
+    def linked(state: P) -> dict[str, Any]:
+        return {"chain": _linked_list(250)}
+
+    def via_task(state: P) -> dict[str, Any]:
+        return {"nested": fetch().result()}
+
+    def ask(state: P) -> dict[str, Any]:
+        interrupt(_deep_tuple(300), id="deep")
+        return {}
+
+    cases = [
+        (linked, r"thread 'deep-linked', state key 'chain'"),
+        (via_task, r"thread 'deep-via_task'.*@task 'fetch'"),
+        (ask, r"thread 'deep-ask', the value of interrupt 'deep' in node 'ask'"),
+    ]
+    for node, named in cases:
+        g = StateGraph(P)
+        g.add_node(node.__name__, node)
+        g.add_edge(START, node.__name__)
+        app = g.compile(checkpointer=InMemorySaver())
+        config = {"configurable": {"thread_id": f"deep-{node.__name__}"}}
+        with pytest.raises(SerializationError, match=named) as info:
+            app.invoke({"nested": 1}, config)
+        assert f"more than {MAX_DEPTH} levels" in str(info.value)
+        assert app.get_state(config).values == {"nested": 1}  # nothing deep was stored
+
+
+def _deep_tuple(depth: int) -> Any:
+    value: Any = 0
+    for _ in range(depth):
+        value = (value,)
+    return value
+
+
 def test_resume_and_continue_need_a_checkpointer() -> None:
 
     class P(TypedDict, total=False):

@@ -7,7 +7,9 @@ import dataclasses
 import datetime
 import decimal
 import enum
+import subprocess
 import sys
+import textwrap
 import threading
 import types
 import uuid
@@ -22,6 +24,7 @@ from hypothesis import strategies as st
 
 from tether.errors import EncryptionError, SerializationError
 from tether.serde import (
+    MAX_DEPTH,
     EncryptedSerializer,
     MsgpackSerializer,
     Serializer,
@@ -30,6 +33,7 @@ from tether.serde import (
     default_registry,
     default_serializer,
 )
+from tether.serde._envelope import seal
 from tether.serde._msgpack import EXT_EXCEPTION, EXT_REGISTERED
 
 # -- helpers --------------------------------------------------------------------------------------
@@ -664,4 +668,140 @@ def test_threads_share_a_serializer(registry: TypeRegistry) -> None:
 
 def test_plain_values_are_plain_msgpack(ser: MsgpackSerializer) -> None:
     value = {"a": [1, 2.5, None, True, "x", b"y"], 3: {"n": -(2**63)}}
-    assert ser.dumps(value) == msgpack.packb(value, use_bin_type=True)
+    plain = msgpack.packb(value, use_bin_type=True)
+    assert ser.dumps_payload(value) == plain
+    assert ser.dumps(value) == seal(plain)  # framed: 2 bytes + CRC-32 + the msgpack
+
+
+# -- depth ----------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Link:
+    value: int
+    next: Link | None = None
+
+
+def nested(kind: str, depth: int) -> object:
+    """A value with ``depth`` ext records inside one another."""
+    value: object = 0
+    for i in range(depth):
+        if kind == "tuple":
+            value = (value,)
+        elif kind == "frozenset":
+            value = frozenset([value])
+        elif kind == "mixed":
+            value = frozenset([value]) if i % 2 else (value, i)
+        else:
+            value = Link(i, value)  # type: ignore[arg-type]
+    return value
+
+
+KINDS = ["tuple", "frozenset", "mixed", "linked-list"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_values_up_to_max_depth_round_trip(
+    registry: TypeRegistry, ser: MsgpackSerializer, kind: str
+) -> None:
+    registry.register(Link)
+    value = nested(kind, MAX_DEPTH)
+    assert ser.loads(ser.dumps(value)) == value
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("depth", [MAX_DEPTH + 1, 250, 3000])
+def test_deeper_values_are_refused_on_write(
+    registry: TypeRegistry, ser: MsgpackSerializer, kind: str, depth: int
+) -> None:
+    registry.register(Link)
+    with pytest.raises(SerializationError, match=r"MAX_DEPTH") as info:
+        ser.dumps(nested(kind, depth))
+    assert f"more than {MAX_DEPTH} levels" in str(info.value)
+    assert len(str(info.value)) < 1000  # the path to the culprit is cut, not 250 levels long
+
+
+def test_lists_and_dicts_between_ext_records_do_not_count(ser: MsgpackSerializer) -> None:
+    value: object = 0
+    for _ in range(MAX_DEPTH):
+        value = ([{"k": [value]}],)
+    assert ser.loads(ser.dumps(value)) == value
+
+
+def _child(code: str) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a fresh interpreter: a stack overflow there is a signal, not a hang."""
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_crafted_deep_bytes_are_refused_not_crashing() -> None:
+    # Bytes no tether writes: 5,000 tuples inside one another, bare (from before checksums)
+    # and framed with a valid checksum. Reading them used to overflow the C stack.
+    result = _child(
+        """
+        import msgpack
+        from tether.serde import default_serializer
+        from tether.serde._envelope import seal
+        data = msgpack.packb(0)
+        for _ in range(5000):
+            data = msgpack.packb(msgpack.ExtType(1, data))
+        for record in (data, seal(data)):
+            try:
+                default_serializer().loads(record)
+            except Exception as exc:
+                print(type(exc).__name__, exc)
+        """
+    )
+    assert result.returncode == 0, (result.returncode, result.stderr[-2000:])
+    lines = result.stdout.splitlines()
+    assert len(lines) == 2
+    assert all(ln.startswith("CorruptRecordError") and "MAX_DEPTH" in ln for ln in lines)
+
+
+def test_max_depth_values_read_back_on_a_small_thread_stack() -> None:
+    # Each ext level used to cost one msgpack.unpackb context (~40 KB of C stack): a 100-level
+    # value could not be read on a 512 KB thread stack.
+    result = _child(
+        """
+        import threading
+        from tether.serde import MAX_DEPTH, default_serializer
+        ser = default_serializer()
+        value = 0
+        for _ in range(MAX_DEPTH):
+            value = (value,)
+        data = ser.dumps(value)
+        out = []
+        threading.stack_size(512 * 1024)
+        worker = threading.Thread(target=lambda: out.append(ser.loads(data) == value))
+        worker.start()
+        worker.join()
+        print(out)
+        """
+    )
+    assert result.returncode == 0, (result.returncode, result.stderr[-2000:])
+    assert result.stdout.strip() == "[True]"
+
+
+def test_deep_lists_inside_many_ext_records_are_refused_not_crashing() -> None:
+    # 100 tuples each wrapping 500 lists: msgpack's C packer recursed 50,000 levels deep.
+    result = _child(
+        """
+        from tether.serde import default_serializer
+        value = 0
+        for _ in range(100):
+            for _ in range(500):
+                value = [value]
+            value = (value,)
+        try:
+            default_serializer().dumps(value)
+        except Exception as exc:
+            print(type(exc).__name__, exc)
+        """
+    )
+    assert result.returncode == 0, (result.returncode, result.stderr[-2000:])
+    assert result.stdout.startswith("SerializationError")
+    assert "too deep to store safely" in result.stdout

@@ -11,7 +11,8 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from tether.errors import CheckpointError, SerializationError
+from tether.checkpoint._unreadable import SHAPE_ERRORS, unreadable
+from tether.errors import CheckpointError, TetherError
 from tether.serde import Serializer
 
 BODY_FORMAT = 1
@@ -63,27 +64,33 @@ def encode_body(serde: Serializer, thread_id: str, checkpoint_id: str, body: Bod
 
 
 def decode_body(serde: Serializer, thread_id: str, checkpoint_id: str, data: bytes) -> Body:
+    what = f"checkpoint {checkpoint_id!r}"
     try:
         raw: Any = serde.loads(data)
-        fmt, versions, inline, tasks, joins, metadata = raw
-        if fmt != BODY_FORMAT:
+    except TetherError as exc:
+        raise unreadable(exc, thread_id, what) from exc
+    if not isinstance(raw, list) or not raw or raw[0] != BODY_FORMAT:
+        fmt = raw[0] if isinstance(raw, list) and raw and isinstance(raw[0], int) else None
+        if fmt is not None and fmt > BODY_FORMAT:
             raise CheckpointError(
-                f"thread {thread_id!r}: checkpoint {checkpoint_id!r} has body format {fmt}, "
-                f"this tether reads format {BODY_FORMAT}; upgrade tether"
+                f"thread {thread_id!r}: {what} has body format {fmt}, this tether reads format "
+                f"{BODY_FORMAT}; upgrade tether"
             )
-        records: list[TaskRecord] = []
-        for rec in tasks:
-            is_send = len(rec) >= 3
-            node, index = rec[0], (rec[1] if is_send else 0)
-            arg = rec[2] if is_send else None
-            explicit = rec[3] if is_send and len(rec) == 4 else (rec[1] if len(rec) == 2 else None)
-            tid = explicit or derive_task_id(thread_id, checkpoint_id, node, is_send, index)
-            records.append(TaskRecord(tid, node, index, is_send, arg))
-        return Body(dict(versions), dict(inline), records, dict(joins), dict(metadata))
-    except CheckpointError:
-        raise
-    except (SerializationError, TypeError, ValueError, IndexError) as exc:
-        raise CheckpointError(
-            f"thread {thread_id!r}: checkpoint {checkpoint_id!r} cannot be read ({exc}); "
-            "the store is corrupted or was written by an incompatible version"
-        ) from exc
+        raise unreadable(ValueError(f"not a format-{BODY_FORMAT} body"), thread_id, what)
+    try:
+        return _body_of(thread_id, checkpoint_id, raw)
+    except SHAPE_ERRORS as exc:
+        raise unreadable(exc, thread_id, what) from exc
+
+
+def _body_of(thread_id: str, checkpoint_id: str, raw: list[Any]) -> Body:
+    _fmt, versions, inline, tasks, joins, metadata = raw
+    records: list[TaskRecord] = []
+    for rec in tasks:
+        is_send = len(rec) >= 3
+        node, index = rec[0], (rec[1] if is_send else 0)
+        arg = rec[2] if is_send else None
+        explicit = rec[3] if is_send and len(rec) == 4 else (rec[1] if len(rec) == 2 else None)
+        tid = explicit or derive_task_id(thread_id, checkpoint_id, node, is_send, index)
+        records.append(TaskRecord(tid, node, index, is_send, arg))
+    return Body(dict(versions), dict(inline), records, dict(joins), dict(metadata))

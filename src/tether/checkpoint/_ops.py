@@ -22,7 +22,10 @@ from tether.checkpoint._base import (
     WriteRow,
 )
 from tether.checkpoint._body import decode_body, encode_body
+from tether.checkpoint._chains import check_link
+from tether.checkpoint._unreadable import unreadable
 from tether.errors import CheckpointError
+from tether.serde._envelope import CorruptRecordError, verify
 
 EXPORT_FORMAT = "tether-thread"
 EXPORT_VERSION = 1
@@ -53,6 +56,8 @@ def prune_thread(saver: Saver, thread_id: str, keep_last: int) -> int:
             while current is not None and (channel, current) not in needed:
                 needed.add((channel, current))
                 value = by_key.get((channel, current))
+                if value is not None:
+                    check_link(thread_id, channel, current, value)
                 current = value.prev if value is not None else None
     dropped_tasks: set[str] = set()
     for row in drop:
@@ -75,7 +80,28 @@ def _unb64(text: str) -> bytes:
     return base64.b64decode(text.encode("ascii"), validate=True)
 
 
+def check_records(dump: ThreadDump) -> None:
+    """Every stored record of the dump passes its checksum, so an export or an import never
+    carries damaged bytes on; raises ``CorruptionError`` naming the row. (Encrypted records
+    are checked when decrypted; records from before checksums cannot be checked.)"""
+    tid = dump.thread_id
+    records = [(f"checkpoint {c.checkpoint_id!r}", c.body) for c in dump.checkpoints]
+    records += [
+        (f"the value of channel {v.channel!r} at version {v.version}", v.payload)
+        for v in dump.values
+    ]
+    records += [
+        (f"the {w.kind} record {w.key!r} of task {w.task_id!r}", w.payload) for w in dump.writes
+    ]
+    for what, data in records:
+        try:
+            verify(data)
+        except CorruptRecordError as exc:
+            raise unreadable(exc, tid, what) from exc
+
+
 def export_lines(dump: ThreadDump) -> Iterable[str]:
+    check_records(dump)
     head = None if dump.head is None else [dump.head.checkpoint_id, dump.head.version]
     yield json.dumps(
         {
@@ -174,7 +200,9 @@ def parse_lines(lines: Iterable[str], thread_id: str | None = None) -> ThreadDum
         raise CheckpointError("thread export is empty") from None
     except (ValueError, KeyError, TypeError, IndexError) as exc:
         raise CheckpointError(f"thread export is malformed: {exc}") from exc
-    return ThreadDump(tid, head, checkpoints, values, writes, str(header["thread_id"]))
+    dump = ThreadDump(tid, head, checkpoints, values, writes, str(header["thread_id"]))
+    check_records(dump)
+    return dump
 
 
 def renamed(saver: Saver, dump: ThreadDump) -> ThreadDump:

@@ -47,6 +47,7 @@ from tether.checkpoint._redis_setup import (
     read_policy,
     server_name,
 )
+from tether.checkpoint._unreadable import unreadable
 from tether.errors import CheckpointError, ThreadBusyError
 from tether.serde import Serializer
 
@@ -85,15 +86,26 @@ def _pack_value(v: ValueRow) -> bytes:
     return head + b"|" + _pack([v.base, v.payload])
 
 
-def _value_of(channel: str, version: int, raw: bytes) -> ValueRow:
-    head, _, rest = bytes(raw).partition(b"|")
-    base, payload = _unpack(rest)
-    return ValueRow(channel, version, int(head) if head else None, base, payload)
+def _value_of(thread_id: str, channel: str, version: int, raw: bytes) -> ValueRow:
+    try:
+        head, sep, rest = bytes(raw).partition(b"|")
+        base, payload = _unpack(rest)
+        if not sep or type(base) is not int or type(payload) is not bytes:
+            raise ValueError("not a value row")
+        return ValueRow(channel, version, int(head) if head else None, base, payload)
+    except Exception as exc:
+        what = f"the value of channel {channel!r} at version {version}"
+        raise unreadable(exc, thread_id, what) from exc
 
 
 def _checkpoint_of(thread_id: str, checkpoint_id: str, raw: bytes) -> CheckpointRow:
-    parent, version, step, created_at, body = _unpack(raw)
-    return CheckpointRow(thread_id, checkpoint_id, parent, version, step, created_at, body)
+    try:
+        parent, version, step, created_at, body = _unpack(raw)
+        if type(version) is not int or type(step) is not int or type(body) is not bytes:
+            raise ValueError("not a checkpoint row")
+        return CheckpointRow(thread_id, checkpoint_id, parent, version, step, created_at, body)
+    except Exception as exc:
+        raise unreadable(exc, thread_id, f"checkpoint {checkpoint_id!r}") from exc
 
 
 def _lease_of(reply: Sequence[bytes]) -> Lease | None:
@@ -290,7 +302,7 @@ class RedisSaver(SaverBase):
         found: dict[tuple[str, int], ValueRow] = {}
         for i in range(0, len(flat), 3):
             channel, version = _s(flat[i]), int(flat[i + 1])
-            found[(channel, version)] = _value_of(channel, version, flat[i + 2])
+            found[(channel, version)] = _value_of(thread_id, channel, version, flat[i + 2])
         return {
             c: walk_chain(thread_id, c, v, lambda ch, ver: found.get((ch, ver)))
             for c, v in wanted.items()
@@ -430,7 +442,7 @@ class RedisSaver(SaverBase):
         values = []
         for field, raw in vals.items():
             channel, version = _s(field).rsplit(_SEP, 1)
-            values.append(_value_of(channel, int(version), raw))
+            values.append(_value_of(thread_id, channel, int(version), raw))
         return ThreadDump(
             thread_id,
             None if ver is None else Head(_s(head[b"cp"]), int(ver)),

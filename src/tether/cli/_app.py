@@ -20,7 +20,7 @@ from tether.cli._open import load_graph, open_saver, require_thread
 from tether.engine._metrics import read_metrics
 from tether.engine._spec import reader_spec
 from tether.engine._update import get_state, get_state_history
-from tether.errors import TetherError
+from tether.errors import CorruptionError, EncryptionError, TetherError
 from tether.types import Command, RunResult, StateSnapshot
 
 app = typer.Typer(
@@ -77,6 +77,7 @@ def threads(db: DbArg, graph: GraphOpt = None) -> None:
         compiled = load_graph(graph, saver) if graph is not None else None
         rows: list[_render.ThreadRow] = []
         unreadable: list[str] = []
+        damaged: list[tuple[str, str]] = []
         for tid in saver.list_threads():
             head = saver.get_head(tid)
             if head is None:
@@ -87,12 +88,16 @@ def threads(db: DbArg, graph: GraphOpt = None) -> None:
                     if compiled is not None
                     else get_state(reader_spec(), saver, _config(tid))
                 )
-            except TetherError:
-                # One thread needing its graph (custom reducer) must not hide the others.
+            except TetherError as exc:
+                # One thread that cannot be read (it needs its graph for a custom reducer, it
+                # is damaged, or encrypted) must not hide the others.
                 row = saver.get_checkpoint(tid, head.checkpoint_id)
                 step = row.step if row is not None else None
                 rows.append(_render.ThreadRow(tid, head.checkpoint_id, step, None, None))
-                unreadable.append(tid)
+                if isinstance(exc, CorruptionError | EncryptionError):
+                    damaged.append((tid, str(exc)))
+                else:
+                    unreadable.append(tid)
                 continue
             rows.append(
                 _render.ThreadRow(
@@ -104,6 +109,8 @@ def threads(db: DbArg, graph: GraphOpt = None) -> None:
                 )
             )
         out.print(_render.threads_table(rows))
+        for tid, reason in damaged:
+            out.print(Text(f"? {tid}: {' '.join(reason.split())}", style="dim"))
         if unreadable:
             out.print(
                 Text(

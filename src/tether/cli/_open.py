@@ -4,7 +4,8 @@ The DB argument is a SQLite file path (or ``sqlite:///path``); ``postgresql://``
 ``postgres://`` DSNs open a ``PostgresSaver`` and ``redis://`` / ``rediss://`` URLs a
 ``RedisSaver``. The server backends are imported only when named, so their drivers stay
 optional. Read commands never create a database (a missing file is an error) and open a
-SQLite file read-only, so they work on a file or directory this user cannot write.
+SQLite file read-only, so they work on a file or directory this user cannot write. With
+``TETHER_ENCRYPTION_KEYS`` set, an encrypted database is read (and written) with those keys.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from tether.checkpoint import Saver, SqliteSaver
 from tether.checkpoint._sqlite_open import read_only_connection
 from tether.cli._errors import EXIT_USAGE, CliError
 from tether.graph import CompiledGraph, StateGraph
+from tether.serde import EncryptedSerializer, Serializer
+from tether.serde._crypto import ENV_VAR
 
 _POSTGRES = ("postgresql://", "postgres://")
 _REDIS = ("redis://", "rediss://", "unix://")
@@ -52,7 +55,15 @@ def _check_sqlite(path: str) -> None:
         raise CliError(f"{path}: not a tether checkpoint database", EXIT_USAGE)
 
 
-def _server_saver(db: str) -> Saver:
+def _serde() -> Serializer | None:
+    """With ``TETHER_ENCRYPTION_KEYS`` set (``kid:base64key,...``, as for
+    ``EncryptedSerializer.from_env``), the database is read and written through those keys."""
+    if not os.environ.get(ENV_VAR, "").strip():
+        return None
+    return EncryptedSerializer.from_env()
+
+
+def _server_saver(db: str, serde: Serializer | None) -> Saver:
     import tether.checkpoint as checkpoint
 
     name = "PostgresSaver" if db.startswith(_POSTGRES) else "RedisSaver"
@@ -60,7 +71,7 @@ def _server_saver(db: str) -> Saver:
         cls: Any = getattr(checkpoint, name)
     except (ImportError, AttributeError) as exc:
         raise CliError(f"{db.split('://')[0]}:// needs {name}: {exc}", EXIT_USAGE) from exc
-    saver: Saver = cls(db)
+    saver: Saver = cls(db, serde=serde)
     return saver
 
 
@@ -69,13 +80,14 @@ def open_saver(db: str, *, create: bool = False, read_only: bool = False) -> Ite
     """The saver for ``db``, closed on exit. ``create``: a missing SQLite file is created
     (only ``import`` does this). ``read_only``: a SQLite file is opened read-only (the read
     commands); the server backends ignore it."""
+    serde = _serde()
     if db.startswith(_POSTGRES + _REDIS):
-        saver = _server_saver(db)
+        saver = _server_saver(db, serde)
     else:
         path = _sqlite_path(db)
         if not create or os.path.exists(path):
             _check_sqlite(path)
-        saver = SqliteSaver(path, read_only=read_only)
+        saver = SqliteSaver(path, read_only=read_only, serde=serde)
     try:
         yield saver
     finally:

@@ -141,12 +141,15 @@ def values_view(values: Any, *, full: bool) -> RenderableType:
 
 
 def pending_view(snap: StateSnapshot, *, full: bool) -> RenderableType:
-    """Next nodes and pending interrupts of a snapshot."""
+    """Next nodes, the errors of tasks that failed, and pending interrupts of a snapshot."""
     parts: list[RenderableType] = []
     if snap.next:
         parts.append(Text.assemble(("next: ", "bold"), ", ".join(snap.next)))
     else:
         parts.append(Text.assemble(("next: ", "bold"), ("- (finished)", "dim")))
+    for t in snap.tasks:
+        if t.error is not None:
+            parts.append(Text.assemble(("failed: ", "bold red"), f"{t.name}: ", t.error))
     if snap.interrupts:
         parts.append(interrupts_table(snap, snap.interrupts, full=full))
     else:

@@ -332,7 +332,7 @@ class Run:
         if self.saver is None or not state.tasks:
             return {}
         rows = self.saver.get_writes(self.thread_id, [t.id for t in state.tasks])
-        return collect_logs(self.saver.serde, rows)
+        return collect_logs(self.saver.serde, rows, self.thread_id)
 
     def _check_input(self, inp: Any) -> TaskOutput | None:
         """Everything about the input that can be checked without the thread, checked before

@@ -12,7 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tether.errors import CheckpointError, SerializationError
+from tether.checkpoint._unreadable import SHAPE_ERRORS, unreadable
+from tether.errors import TetherError
 
 METRICS_TASK = "__metrics__"
 
@@ -154,8 +155,6 @@ def read_metrics(saver: Any, thread_id: str) -> ThreadMetrics:
             continue
         try:
             payloads.append(dict(saver.serde.loads(row.payload)))
-        except (SerializationError, TypeError, ValueError) as exc:
-            raise CheckpointError(
-                f"thread {thread_id!r}: metrics of run {row.key!r} cannot be read: {exc}"
-            ) from exc
+        except (TetherError, *SHAPE_ERRORS) as exc:
+            raise unreadable(exc, thread_id, f"the metrics of run {row.key!r}") from exc
     return ThreadMetrics.from_payloads(thread_id, payloads)

@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from tether.checkpoint._base import WriteRow
+from tether.checkpoint._unreadable import SHAPE_ERRORS, unreadable
 from tether.engine._planner import TaskOutput
+from tether.errors import TetherError
 from tether.serde import Serializer
 from tether.types import Interrupt, Send
 
@@ -58,27 +60,48 @@ def decode_output(serde: Serializer, payload: bytes) -> TaskOutput:
     return TaskOutput([(k, v) for k, v in writes], targets)
 
 
-def collect_logs(serde: Serializer, rows: Iterable[WriteRow]) -> dict[str, TaskLog]:
-    """Group write rows by task and decode them."""
+def collect_logs(serde: Serializer, rows: Iterable[WriteRow], thread_id: str) -> dict[str, TaskLog]:
+    """Group write rows by task and decode them; a row that cannot be read is an error naming
+    the thread, the task and the row (``checkpoint/_unreadable.py``)."""
     logs: dict[str, TaskLog] = {}
     for row in rows:
         log = logs.setdefault(row.task_id, TaskLog())
-        if row.kind == "output":
-            log.output = decode_output(serde, row.payload)
-        elif row.kind == "journal":
-            entry: Any = serde.loads(row.payload)
-            name, arg_hash, result = entry
-            log.journal[row.key] = (name, arg_hash, result)
-        elif row.kind == "interrupt":
-            raised: Any = serde.loads(row.payload)
-            value, where = raised
-            log.interrupts[row.key] = Interrupt(value, row.key)
-            if where:
-                log.positions[where] = row.key
-        elif row.kind == "resume":
-            answer = serde.loads(row.payload)
-            if answer != WITHDRAWN:
-                log.resumes[row.key] = answer
-        elif row.kind == "error":
-            log.error = str(serde.loads(row.payload))
+        try:
+            _read_row(serde, log, row)
+        except (TetherError, *SHAPE_ERRORS) as exc:
+            raise unreadable(exc, thread_id, _describe(row)) from exc
     return logs
+
+
+def _read_row(serde: Serializer, log: TaskLog, row: WriteRow) -> None:
+    if row.kind == "output":
+        log.output = decode_output(serde, row.payload)
+    elif row.kind == "journal":
+        entry: Any = serde.loads(row.payload)
+        name, arg_hash, result = entry
+        log.journal[row.key] = (name, arg_hash, result)
+    elif row.kind == "interrupt":
+        raised: Any = serde.loads(row.payload)
+        value, where = raised
+        log.interrupts[row.key] = Interrupt(value, row.key)
+        if where:
+            log.positions[where] = row.key
+    elif row.kind == "resume":
+        answer = serde.loads(row.payload)
+        if answer != WITHDRAWN:
+            log.resumes[row.key] = answer
+    elif row.kind == "error":
+        log.error = str(serde.loads(row.payload))
+
+
+def _describe(row: WriteRow) -> str:
+    task = f"task {row.task_id!r}"
+    if row.kind == "interrupt":
+        return f"interrupt {row.key!r} of {task}"
+    if row.kind == "resume":
+        return f"the answer to interrupt {row.key!r} of {task}"
+    if row.kind == "journal":
+        return f"the journal entry {row.key!r} (a @task result) of {task}"
+    if row.kind == "output":
+        return f"the recorded writes of {task}"
+    return f"the {row.kind} record {row.key!r} of {task}"

@@ -19,9 +19,10 @@ from typing import Any
 from tether._messages import add_messages
 from tether.checkpoint._base import CheckpointRow, Head, Owner, Saver, ValueRow, WriteRow
 from tether.checkpoint._body import Body, TaskRecord, decode_body, encode_body, is_inline
+from tether.checkpoint._unreadable import unreadable
 from tether.engine._planner import PlannedTask, fold_many
 from tether.engine._spec import Channel, GraphSpec
-from tether.errors import CheckpointError, SerializationError
+from tether.errors import CheckpointError, SerializationError, TetherError
 
 SNAPSHOT_RATIO = 8
 """A reducer channel snapshots when its deltas since the last snapshot outweigh the snapshot
@@ -169,11 +170,9 @@ class ThreadState:
             try:
                 value = serde.loads(chain[0].payload)
                 deltas: list[Any] = [serde.loads(r.payload) for r in chain[1:]]
-            except SerializationError as exc:
-                raise CheckpointError(
-                    f"thread {self.thread_id!r}: stored value of state key {name!r} cannot be "
-                    f"decoded: {exc}"
-                ) from exc
+            except TetherError as exc:
+                what = f"the stored value of state key {name!r} (version {chain[-1].version})"
+                raise unreadable(exc, self.thread_id, what) from exc
             channel = channels.get(name)
             if deltas:
                 fold_with = channel or channel_for_code(self.thread_id, name, deltas[0][0])

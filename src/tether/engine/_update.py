@@ -90,7 +90,7 @@ def snapshot(
         return StateSnapshot({}, (), {"configurable": {"thread_id": thread_id}}, {}, None, None)
     if logs is None:
         rows = saver.get_writes(thread_id, [t.id for t in state.tasks])
-        logs = collect_logs(saver.serde, rows)
+        logs = collect_logs(saver.serde, rows, thread_id)
     tasks: list[StateTask] = []
     interrupts: list[Interrupt] = []
     for t in state.tasks:
@@ -175,5 +175,9 @@ def get_state_history(
             break
     # one read of the task logs for the whole page, not one per checkpoint
     task_ids = [t.id for s in states for t in s.tasks]
-    logs = collect_logs(saver.serde, saver.get_writes(thread_id, task_ids)) if task_ids else {}
+    logs = (
+        collect_logs(saver.serde, saver.get_writes(thread_id, task_ids), thread_id)
+        if task_ids
+        else {}
+    )
     return [snapshot(s, saver, logs) for s in states]

@@ -58,8 +58,8 @@ def _arg_hash(ctx: TaskContext, name: str, args: tuple[Any, ...], kwargs: dict[s
         encoded = serde.dumps([list(args), kwargs])
     except SerializationError as exc:
         raise SerializationError(
-            f"arguments of @task {name!r} (called from node {ctx.task.node!r}) cannot be "
-            f"journaled: {exc}"
+            f"thread {ctx.run.thread_id!r}: arguments of @task {name!r} (called from node "
+            f"{ctx.task.node!r}) cannot be journaled: {exc}"
         ) from exc
     return hashlib.blake2b(encoded, digest_size=16).hexdigest()
 
@@ -117,8 +117,8 @@ class TaskFunction(Generic[P, T]):
                 payload = serde.dumps([self.name, arg_hash, result])
             except SerializationError as exc:
                 raise SerializationError(
-                    f"result of @task {self.name!r} (node {ctx.task.node!r}) cannot be "
-                    f"journaled: {exc}"
+                    f"thread {ctx.run.thread_id!r}: result of @task {self.name!r} (node "
+                    f"{ctx.task.node!r}) cannot be journaled: {exc}"
                 ) from exc
             ctx.run.record([WriteRow(ctx.task.id, "journal", key, payload)])
         with ctx.run.lock:

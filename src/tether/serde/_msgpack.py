@@ -1,7 +1,9 @@
 """``MsgpackSerializer``: msgpack plus ext types for every other type tether can store.
 
 Invariant: ``loads(dumps(v))`` equals ``v`` with the same types, or ``dumps`` raises; decoding
-builds only builtins, stdlib value types and registered classes (no imports, no pickle).
+builds only builtins, stdlib value types and registered classes (no imports, no pickle), checks
+the record's checksum first, and never nests deeper than ``MAX_DEPTH`` ext records, so no stored
+bytes can exhaust the stack.
 """
 
 from __future__ import annotations
@@ -9,16 +11,24 @@ from __future__ import annotations
 import builtins
 import datetime
 import decimal
+import functools
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import msgpack
 
 from tether.errors import EncryptionError, SerializationError, TetherError
 from tether.serde import _lc, _temporal
-from tether.serde._envelope import HeaderError, is_encrypted, parse_header
+from tether.serde._envelope import (
+    CorruptRecordError,
+    HeaderError,
+    is_encrypted,
+    parse_header,
+    seal,
+    unseal,
+)
 from tether.serde._exceptions import StoredException
 from tether.serde._paths import builtin_children, find_path
 from tether.serde._registry import Entry, TypeRegistry, default_registry, qualified_name
@@ -36,7 +46,33 @@ EXT_DECIMAL: Final = 10
 EXT_REGISTERED: Final = 11
 EXT_EXCEPTION: Final = 12
 
+MAX_DEPTH: Final = 100
+"""How deeply ext records may nest in one value: tuples, sets, frozensets, registered classes
+(dataclasses, pydantic models, messages, ...), exceptions and datetimes inside one another,
+counted along any path. Lists and dicts between them do not count toward it (msgpack allows
+511 levels of them within each record; below the fourth record level, 1,000 in all: see
+_NESTED_BUDGET). Each record level is decoded by a nested call, so the bound keeps any stored
+value readable within a small, fixed stack. ``dumps`` refuses deeper values; ``loads`` refuses
+deeper bytes (crafted, or written before the bound) instead of crashing. For reference,
+LangGraph's ormsgpack refuses values nested more than 254 levels of any kind."""
+
+_SHALLOW: Final = 2
+"""Decoding levels that use ``msgpack.unpackb`` (fastest, but it keeps a ~40 KB context on the C
+stack); deeper levels use a heap-allocated ``msgpack.Unpacker`` (~1 KB of stack each)."""
+
+_UNCOUNTED_LEVELS: Final = 4
+_NESTED_BUDGET: Final = 1000
+"""msgpack's C packer recurses on the C stack for every list and dict (~0.5 KB a level, up to
+511 levels within each ext record). In the first _UNCOUNTED_LEVELS ext levels that is left to
+msgpack (at most ~1 MB); below them, the lists and dicts of each ext record are counted, and a
+value with more than _NESTED_BUDGET levels of them in all is refused, so that no value can
+overflow the stack on write."""
+
 _BUILTINS_PREFIX = "builtins."
+
+
+class _TooDeep(Exception):
+    """Raised by ``_pack`` when an ext record's lists and dicts exceed the nesting budget."""
 
 
 class _EncodeFailure(Exception):
@@ -75,20 +111,23 @@ class MsgpackSerializer:
             decimal.Decimal: lambda v: ext(EXT_DECIMAL, str(v).encode("ascii")),
         }
         unpack = self._unpack
-        self._decoders: dict[int, Callable[[bytes], object]] = {
-            EXT_TUPLE: lambda b: tuple(_as_list(unpack(b))),
-            EXT_SET: lambda b: set(_as_list(unpack(b))),
-            EXT_FROZENSET: lambda b: frozenset(_as_list(unpack(b))),
-            EXT_BIGINT: lambda b: int.from_bytes(b, "big", signed=True),
-            EXT_DATETIME: lambda b: _temporal.decode_datetime(unpack(b)),
-            EXT_DATE: lambda b: _temporal.decode_date(unpack(b)),
-            EXT_TIME: lambda b: _temporal.decode_time(unpack(b)),
-            EXT_TIMEDELTA: lambda b: _temporal.decode_timedelta(unpack(b)),
-            EXT_UUID: lambda b: uuid.UUID(bytes=bytes(b)),
-            EXT_DECIMAL: lambda b: decimal.Decimal(bytes(b).decode("ascii")),
+        # Each decoder gets the depth its payload sits at (see MAX_DEPTH).
+        self._decoders: dict[int, Callable[[bytes, int], object]] = {
+            EXT_TUPLE: lambda b, d: tuple(_as_list(unpack(b, d))),
+            EXT_SET: lambda b, d: set(_as_list(unpack(b, d))),
+            EXT_FROZENSET: lambda b, d: frozenset(_as_list(unpack(b, d))),
+            EXT_BIGINT: lambda b, d: int.from_bytes(b, "big", signed=True),
+            EXT_DATETIME: lambda b, d: _temporal.decode_datetime(unpack(b, d)),
+            EXT_DATE: lambda b, d: _temporal.decode_date(unpack(b, d)),
+            EXT_TIME: lambda b, d: _temporal.decode_time(unpack(b, d)),
+            EXT_TIMEDELTA: lambda b, d: _temporal.decode_timedelta(unpack(b, d)),
+            EXT_UUID: lambda b, d: uuid.UUID(bytes=bytes(b)),
+            EXT_DECIMAL: lambda b, d: decimal.Decimal(bytes(b).decode("ascii")),
             EXT_REGISTERED: self._decode_registered,
             EXT_EXCEPTION: self._decode_exception,
         }
+        # hooks[d] decodes the ext records found at depth d; their payloads sit at d + 1.
+        self._hooks = [functools.partial(self._ext_hook, d + 1) for d in range(MAX_DEPTH + 1)]
 
     @property
     def registry(self) -> TypeRegistry:
@@ -97,11 +136,17 @@ class MsgpackSerializer:
     # -- encoding -----------------------------------------------------------------------------
 
     def dumps(self, value: object) -> bytes:
+        """The value as a checked record (see ``serde/_envelope.py``)."""
+        return seal(self.dumps_payload(value))
+
+    def dumps_payload(self, value: object) -> bytes:
+        """The value as bare msgpack, without the checksum frame: for layers that check
+        the bytes themselves (``EncryptedSerializer``)."""
         try:
             return self._pack(value)
         except _EncodeFailure as failure:
             path = find_path(value, failure.obj, self._children)
-            where = "" if path is None else (f" at {path}" if path else " at the top level")
+            where = "" if path is None else (f" at {_short(path)}" if path else " at the top level")
             raise SerializationError(failure.message.replace("{where}", where)) from None
         except RecursionError as exc:
             raise SerializationError(
@@ -119,20 +164,37 @@ class MsgpackSerializer:
         except AttributeError:
             packers = local.packers = []
             local.depth = 0
+            local.nested = 0
         depth: int = local.depth
         if depth == len(packers):
             packers.append(
                 msgpack.Packer(default=self._default, use_bin_type=True, strict_types=True)
             )
+        nested: int = local.nested
+        if depth >= _UNCOUNTED_LEVELS:
+            levels = container_depth(value, _NESTED_BUDGET - nested)
+            if levels is None:
+                raise _TooDeep
+            local.nested = nested + levels
         local.depth = depth + 1
         try:
             data: bytes = packers[depth].pack(value)
             return data
         finally:
             local.depth = depth
+            local.nested = nested
 
     def _default(self, obj: object) -> object:
         tp = type(obj)
+        if self._local.depth > MAX_DEPTH:
+            raise _EncodeFailure(
+                obj,
+                f"cannot serialize {qualified_name(tp)}{{where}}: the value nests more than "
+                f"{MAX_DEPTH} levels of tuples, sets, registered classes and exceptions "
+                "(tether.serde.MAX_DEPTH), too deep to read back safely, or it contains a "
+                "reference cycle; store it flatter (a list of nodes instead of a linked list, "
+                "say)",
+            )
         encoder = self._encoders.get(tp)
         try:
             if encoder is not None:
@@ -146,6 +208,14 @@ class MsgpackSerializer:
                 return self._encode_exception(obj)
         except _EncodeFailure:
             raise
+        except _TooDeep:
+            raise _EncodeFailure(
+                obj,
+                f"cannot serialize {qualified_name(tp)}{{where}}: the value nests lists and "
+                f"dicts more than {_NESTED_BUDGET} levels deep below its "
+                f"{_UNCOUNTED_LEVELS}th level of tuples, sets and registered classes, too "
+                "deep to store safely, or it contains a reference cycle",
+            ) from None
         except Exception as exc:
             raise _EncodeFailure(
                 obj, f"cannot serialize {qualified_name(tp)}{{where}}: {exc}"
@@ -186,33 +256,61 @@ class MsgpackSerializer:
     # -- decoding -----------------------------------------------------------------------------
 
     def loads(self, data: bytes) -> object:
-        if not isinstance(data, bytes | bytearray | memoryview):
+        """Decode a record; raises ``CorruptRecordError`` (a ``SerializationError``) when its
+        checksum fails, ``EncryptionError`` for an encrypted record."""
+        if type(data) is not bytes and not isinstance(data, bytearray | memoryview):
             raise SerializationError(f"expected bytes to decode, got {type(data).__name__}")
-        if is_encrypted(bytes(data[:1])):
+        if is_encrypted(data):
             raise _encrypted_error(bytes(data))
+        payload = unseal(data)
         try:
-            return self._unpack(data)
+            # loads_payload and depth 0 of _unpack, inlined: this runs for every row read
+            return msgpack.unpackb(
+                payload, ext_hook=self._hooks[0], raw=False, strict_map_key=False, use_list=True
+            )
         except SerializationError:
             raise
         except Exception as exc:
-            raise SerializationError(
-                f"cannot decode stored value: corrupt or truncated data ({type(exc).__name__}: "
-                f"{exc})"
-            ) from exc
+            raise _undecodable(exc) from exc
 
-    def _unpack(self, data: bytes) -> object:
-        return msgpack.unpackb(
-            data, ext_hook=self._ext_hook, raw=False, strict_map_key=False, use_list=True
+    def loads_payload(self, data: bytes | memoryview) -> object:
+        """Decode bare msgpack (``dumps_payload``'s output), without a checksum frame."""
+        try:
+            return self._unpack(data, 0)
+        except SerializationError:
+            raise
+        except Exception as exc:
+            raise _undecodable(exc) from exc
+
+    def _unpack(self, data: bytes | memoryview, depth: int) -> object:
+        if depth > MAX_DEPTH:
+            raise CorruptRecordError(
+                f"cannot decode stored value: it nests more than {MAX_DEPTH} levels of ext "
+                "records (tether.serde.MAX_DEPTH); it was crafted, damaged, or written by a "
+                "tether without that bound, and cannot be read safely"
+            )
+        hook = self._hooks[depth]
+        if depth < _SHALLOW:
+            return msgpack.unpackb(
+                data, ext_hook=hook, raw=False, strict_map_key=False, use_list=True
+            )
+        unpacker = msgpack.Unpacker(
+            ext_hook=hook, raw=False, strict_map_key=False, use_list=True, max_buffer_size=0
         )
+        unpacker.feed(data)
+        value = unpacker.unpack()
+        if unpacker.tell() != len(data):
+            raise CorruptRecordError("cannot decode stored value: extra bytes in an ext record")
+        return value
 
-    def _ext_hook(self, code: int, data: bytes) -> object:
+    def _ext_hook(self, depth: int, code: int, data: bytes) -> object:
         decoder = self._decoders.get(code)
         if decoder is None:
             raise SerializationError(f"cannot decode stored value: unknown ext type code {code}")
-        return decoder(data)
+        return decoder(data, depth)
 
-    def _decode_registered(self, payload: bytes) -> object:
-        name, data = _as_list(self._unpack(payload))
+    def _decode_registered(self, payload: bytes, depth: int) -> object:
+        name, data = _as_list(self._unpack(payload, depth))
         if not isinstance(name, str):
             raise SerializationError(f"invalid registered type name {name!r} in stored value")
         entry = self._registry.entry_for_name(name) or _lc.entry_for_name(self._registry, name)
@@ -224,8 +322,8 @@ class MsgpackSerializer:
             )
         return _rebuild(entry, data)
 
-    def _decode_exception(self, payload: bytes) -> object:
-        name, message, args = _as_list(self._unpack(payload))
+    def _decode_exception(self, payload: bytes, depth: int) -> object:
+        name, message, args = _as_list(self._unpack(payload, depth))
         if not isinstance(name, str) or not isinstance(message, str):
             raise SerializationError("invalid stored exception record")
         if name.startswith(_BUILTINS_PREFIX):
@@ -250,10 +348,42 @@ def _rebuild(entry: Entry, data: object) -> object:
         ) from exc
 
 
+def container_depth(value: object, limit: int) -> int | None:
+    """How many levels of lists and dicts ``value`` nests (0 for anything else), or None
+    when more than ``limit`` (a reference cycle among them is infinitely deep)."""
+    depth = 0
+    level = [value]
+    while True:
+        level = [v for v in level if type(v) is list or type(v) is dict]
+        if not level:
+            return depth
+        depth += 1
+        if depth > limit:
+            return None
+        items: list[object] = []
+        for container in level:
+            if isinstance(container, dict):
+                items.extend(container.values())
+            else:
+                items.extend(cast(list[object], container))
+        level = items
+
+
+def _short(path: str, keep: int = 60) -> str:
+    """A long path (a deep value) cut in the middle, so the message stays readable."""
+    return path if len(path) <= 2 * keep + 5 else f"{path[:keep]} ... {path[-keep:]}"
+
+
 def _as_list(value: object) -> list[Any]:
     if type(value) is not list:
         raise SerializationError(f"malformed ext payload: expected an array, got {type(value)}")
     return value
+
+
+def _undecodable(exc: Exception) -> CorruptRecordError:
+    return CorruptRecordError(
+        f"cannot decode stored value: corrupt or truncated data ({type(exc).__name__}: {exc})"
+    )
 
 
 def _encrypted_error(data: bytes) -> TetherError:
