@@ -139,8 +139,19 @@ def test_context_that_does_not_fit_its_schema_is_a_config_error() -> None:
     g.add_node("n", n)
     g.add_edge("__start__", "n")
     app = g.compile()
-    with pytest.raises(ConfigError, match=r"context_schema Ctx.*unexpected keyword"):
+    with pytest.raises(
+        ConfigError, match=r"keys \['usr'\] .*context_schema Ctx.*unexpected keyword"
+    ):
         app.invoke({}, context={"usr": "typo"})
+
+
+def test_a_context_error_does_not_print_the_values() -> None:
+    g = StateGraph(State, CtxModel)
+    g.add_node("n", lambda s: {})
+    g.add_edge("__start__", "n")
+    with pytest.raises(ConfigError, match=r"context_schema CtxModel: user: Field required") as e:
+        g.compile().invoke({}, context={"token": "s3cret"})
+    assert "s3cret" not in str(e.value)
 
 
 # -- store, stream writer, previous ----------------------------------------------------------

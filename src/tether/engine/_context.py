@@ -15,6 +15,7 @@ from typing import Any, Generic, TypeVar
 
 from tether.engine._runtime import TaskContext, current_context
 from tether.errors import ConfigError, TaskCallError
+from tether.serde._auto import is_pydantic_model
 
 ContextT = TypeVar("ContextT")
 
@@ -187,15 +188,22 @@ def coerce_context(context_schema: Any, context: Any) -> Any:
     ``context_schema`` is turned into an instance; anything else is passed as is."""
     if context is None or context_schema is None or not isinstance(context, dict):
         return context
-    if not isinstance(context_schema, type):
-        return context
-    is_model = dataclasses.is_dataclass(context_schema) or hasattr(context_schema, "model_validate")
-    if not is_model:
+    if not isinstance(context_schema, type) or not (
+        dataclasses.is_dataclass(context_schema) or is_pydantic_model(context_schema)
+    ):
         return context
     try:
         return context_schema(**context)
     except Exception as exc:  # a TypeError or a pydantic ValidationError, named for the user
         raise ConfigError(
-            f"context={context!r:.200} does not fit context_schema "
-            f"{context_schema.__qualname__}: {type(exc).__name__}: {exc}"
+            f"context with keys {sorted(context)} does not fit context_schema "
+            f"{context_schema.__qualname__}: {_without_values(exc)}"
         ) from exc
+
+
+def _without_values(exc: Exception) -> str:
+    """What went wrong, without the values given: context values are often credentials."""
+    errors = getattr(exc, "errors", None)
+    if callable(errors):  # pydantic's ValidationError prints the input values
+        return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors())
+    return f"{type(exc).__name__}: {exc}"

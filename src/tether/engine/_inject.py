@@ -1,5 +1,5 @@
 """Which parameters of a user function tether fills in: one rule for nodes, routers,
-``@entrypoint`` and ``@task`` functions, as LangGraph does it.
+``@entrypoint`` and ``@task`` functions, with LangGraph's names.
 
     A parameter named ``config``, ``writer``, ``store``, ``runtime`` or ``previous`` receives
     the task's config, stream writer, store, Runtime or previous value, by name and whatever
@@ -7,8 +7,11 @@
     state (or input) and is never filled; nor are positional-only parameters, ``*args`` and
     ``**kwargs``; nor, for a ``@task``, parameters the caller passed.
 
-A node, router or entrypoint with any other parameter that has no default could never be
-called, so it is refused when the graph is built, naming the parameter.
+LangGraph also looks at the annotation and skips ``config: dict`` (with a warning) or
+``writer: Callable``; tether fills them, since a program without langchain-core has no
+``RunnableConfig`` to annotate with. A node, router or entrypoint with any other parameter
+that has no default could never be called, so it is refused when the graph is built,
+naming the parameter.
 """
 
 from __future__ import annotations
