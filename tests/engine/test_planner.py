@@ -414,7 +414,7 @@ def test_plan_next_join_fires_once_with_other_edge_to_target() -> None:
 
 
 def _branch(path_map: Any = None) -> Branch:
-    return Branch("a", lambda s: None, path_map, False, False)
+    return Branch("a", lambda s: None, path_map, (), False)
 
 
 def test_resolve_branch_name_list_end() -> None:

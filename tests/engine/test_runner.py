@@ -1,11 +1,14 @@
 """The task runner: RetryPolicy, with_retries, node retries, and resuming a failed step
 without re-running the nodes that finished."""
 
+import asyncio
+import contextvars
 import operator
 import threading
 from typing import Annotated, Any, TypedDict
 
 import pytest
+from tests._parity import Api
 
 from tether import (
     END,
@@ -473,3 +476,95 @@ def test_failed_send_resumes_without_rerunning_finished_sends() -> None:
     broken["on"] = False
     assert app.invoke(None, _cfg()) == {"log": [0, 1, 2, 3]}
     assert calls == {0: 1, 1: 2, 2: 1, 3: 1}
+
+
+# -- contextvars reach every thread a run uses -------------------------------------------------
+
+REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="unset")
+
+
+def _seen_everywhere(api: Api) -> Any:
+    """Two parallel branches, each calling a @task; each reports the caller's context var and
+    the run's context, as seen from the node and from its task."""
+
+    @api.task
+    def probe(branch: str) -> list[str]:
+        return [branch, REQUEST_ID.get(), api.get_runtime().context["user"]]
+
+    def branch(name: str) -> Any:
+        def node(state: dict) -> dict:
+            here = [name, REQUEST_ID.get(), api.get_runtime().context["user"]]
+            return {"log": [here, probe(name).result()]}
+
+        return node
+
+    g = api.StateGraph(State)
+    g.add_node("a", branch("a"))
+    g.add_node("b", branch("b"))
+    g.add_edge(api.START, "a")
+    g.add_edge(api.START, "b")
+    return g.compile()
+
+
+def test_contextvars_reach_parallel_branches_and_their_tasks(api: Api) -> None:
+    app = _seen_everywhere(api)
+    token = REQUEST_ID.set("req-1")
+    try:
+        out = app.invoke({"log": []}, context={"user": "bob"})
+    finally:
+        REQUEST_ID.reset(token)
+    assert sorted(out["log"]) == [
+        ["a", "req-1", "bob"],
+        ["a", "req-1", "bob"],
+        ["b", "req-1", "bob"],
+        ["b", "req-1", "bob"],
+    ]
+
+
+def test_contextvars_reach_nodes_and_tasks_under_ainvoke(api: Api) -> None:
+    app = _seen_everywhere(api)
+
+    async def main() -> Any:
+        REQUEST_ID.set("req-async")
+        return await app.ainvoke({"log": []}, context={"user": "eve"})
+
+    out = asyncio.run(main())
+    assert {tuple(x) for x in out["log"]} == {("a", "req-async", "eve"), ("b", "req-async", "eve")}
+
+
+def _async_probe(api: Api) -> Any:
+    @api.task
+    async def probe() -> str:
+        return f"{REQUEST_ID.get()}/{api.get_runtime().context['user']}"
+
+    async def node(state: dict) -> dict:
+        return {"log": [REQUEST_ID.get(), await probe()]}
+
+    g = api.StateGraph(State)
+    g.add_node("n", node)
+    g.add_edge(api.START, "n")
+    return g.compile()
+
+
+def test_contextvars_reach_async_nodes_and_tasks_under_ainvoke(api: Api) -> None:
+    app = _async_probe(api)
+
+    async def main() -> Any:
+        REQUEST_ID.set("via-ainvoke")
+        return await app.ainvoke({"log": []}, context={"user": "u1"})
+
+    assert asyncio.run(main()) == {"log": ["via-ainvoke", "via-ainvoke/u1"]}
+
+
+def test_contextvars_reach_async_nodes_run_by_sync_invoke_inside_an_event_loop() -> None:
+    """tether runs async nodes under the sync API too (LangGraph refuses): inside a running
+    event loop, on a helper thread, which must start from the caller's contextvars."""
+    from tests._parity import tether_api
+
+    app = _async_probe(tether_api())
+
+    async def main() -> Any:
+        REQUEST_ID.set("via-invoke")
+        return app.invoke({"log": []}, context={"user": "u2"})
+
+    assert asyncio.run(main()) == {"log": ["via-invoke", "via-invoke/u2"]}

@@ -9,6 +9,7 @@ from collections import Counter
 from typing import Annotated, Any, TypedDict
 
 import pytest
+from tests._parity import Api
 
 import tether
 from tether import (
@@ -431,3 +432,62 @@ def test_async_task_journaled_across_resume() -> None:
 
     assert asyncio.run(main()) == {"log": [6, "go"]}
     assert calls["fetch"] == 1
+
+
+# -- task results in stream_mode="updates" (same result on LangGraph) ------------------------
+
+
+@pytest.mark.parametrize(
+    "modes", [["updates"], ["updates", "custom"]], ids=["inline", "streaming-custom"]
+)
+def test_task_results_stream_as_updates_before_the_node_update(api: Api, modes: list[str]) -> None:
+    @api.task
+    def double(x: int) -> int:
+        api.get_stream_writer()(f"doubling {x}")
+        return x * 2
+
+    def node(state: S) -> S:
+        return {"log": [double(double(1).result()).result()]}
+
+    g = api.StateGraph(S)
+    g.add_node("node", node)
+    g.add_edge(api.START, "node")
+    chunks = list(g.compile().stream({"log": []}, stream_mode=modes))
+    updates = [c[1] for c in chunks if c[0] == "updates"]
+    assert updates == [{"double": 2}, {"double": 4}, {"node": {"log": [4]}}]
+    custom = [c[1] for c in chunks if c[0] == "custom"]
+    assert custom == (["doubling 1", "doubling 2"] if "custom" in modes else [])
+
+
+def test_task_results_of_parallel_nodes_all_stream(api: Api) -> None:
+    @api.task
+    def label(name: str) -> str:
+        return name.upper()
+
+    g = api.StateGraph(S)
+    for name in ("a", "b"):
+        g.add_node(name, lambda s, name=name: {"log": [label(name).result()]})
+        g.add_edge(api.START, name)
+    chunks = list(g.compile().stream({"log": []}))
+    assert sorted(map(str, chunks)) == sorted(
+        map(str, [{"label": "A"}, {"label": "B"}, {"a": {"log": ["A"]}}, {"b": {"log": ["B"]}}])
+    )
+    for node, result in (("a", "A"), ("b", "B")):
+        assert chunks.index({"label": result}) < chunks.index({node: {"log": [result]}})
+
+
+def test_a_retried_task_streams_its_result_once(api: Api) -> None:
+    calls = Counter[str]()
+    policy = api.RetryPolicy(initial_interval=0.0, jitter=False, retry_on=ValueError)
+
+    @api.task(retry_policy=policy)
+    def flaky() -> str:
+        calls["flaky"] += 1
+        if calls["flaky"] == 1:
+            raise ValueError("once")
+        return "ok"
+
+    g = api.StateGraph(S)
+    g.add_node("node", lambda s: {"log": [flaky().result()]})
+    g.add_edge(api.START, "node")
+    assert list(g.compile().stream({"log": []})) == [{"flaky": "ok"}, {"node": {"log": ["ok"]}}]

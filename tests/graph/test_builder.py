@@ -770,3 +770,50 @@ def test_compile_does_not_run_anything() -> None:
     g.add_edge(START, "a")
     g.compile()
     assert calls == []
+
+
+# -- constructor arguments: context_schema and LangGraph's deprecated names -----------------
+
+
+@dataclasses.dataclass
+class _Ctx:
+    user: str
+
+
+def _context_app(g: StateGraph) -> Any:
+    def n(state: State, runtime: Any) -> dict:
+        return {"log": [runtime.context]}
+
+    g.add_node("n", n)
+    g.add_edge(START, "n")
+    return g.compile()
+
+
+def test_context_schema_is_the_second_positional_argument() -> None:
+    app = _context_app(StateGraph(State, _Ctx))
+    assert app.invoke({}, context={"user": "bob"})["log"] == [_Ctx("bob")]
+
+
+@pytest.mark.parametrize(
+    ("old", "value"), [("config_schema", _Ctx), ("input", State), ("output", State)]
+)
+def test_deprecated_argument_names_warn_and_still_work(old: str, value: Any) -> None:
+    with pytest.warns(DeprecationWarning, match=f"StateGraph\\({old}=...\\) is deprecated"):
+        g = StateGraph(State, **{old: value})
+    out = _context_app(g).invoke({}, context={"user": "bob"})
+    assert out["log"] == [_Ctx("bob") if old == "config_schema" else {"user": "bob"}]
+
+
+def test_unknown_constructor_argument_is_a_graph_error() -> None:
+    with pytest.raises(GraphError, match=r"unknown arguments \['state'\]"):
+        StateGraph(State, state=State)
+
+
+def test_compile_passes_the_store_through_untouched() -> None:
+    store = object()
+    g = StateGraph(State)
+    g.add_node("n", lambda s, store: {"log": [store is not None]})
+    g.add_edge(START, "n")
+    assert g.compile(store=store).store is store
+    assert g.compile(store=store).invoke({})["log"] == [True]
+    assert g.compile().invoke({})["log"] == [False]

@@ -108,6 +108,9 @@ class Run:
         on_busy: str = "raise",
         busy_timeout: float = 600.0,
         loop: Any = None,
+        context: Any = None,
+        store: Any = None,
+        task_results: bool = False,
     ) -> None:
         if durability not in ("sync", "async", "exit"):
             raise ConfigError(f"durability must be 'sync', 'async' or 'exit', got {durability!r}")
@@ -127,7 +130,10 @@ class Run:
         self.thread_id = thread_id_of(config, required=saver is not None) or "-"
         self.run_id = uuid.uuid4().hex
         self.owner = Owner(self.run_id)
-        self.events_q: queue.Queue[tuple[str, Any]] | None = queue.Queue() if custom else None
+        self.custom = custom
+        self.events_q: queue.Queue[tuple[str, Any]] | None = (
+            queue.Queue() if custom or task_results else None
+        )
         self.values: dict[str, Any] = {}
         self.interrupts: tuple[Interrupt, ...] = ()
         self.buffer: list[WriteRow] = []
@@ -143,6 +149,9 @@ class Run:
             self._emit_custom if custom else None,
             loop,
             on_node_start=self.metrics.node_started,
+            context=context,
+            store=store,
+            on_task_result=self._emit_task_result if task_results else None,
         )
 
     # -- storage helpers -------------------------------------------------------------------
@@ -166,6 +175,10 @@ class Run:
     def _emit_custom(self, chunk: Any) -> None:
         assert self.events_q is not None
         self.events_q.put(("custom", chunk))
+
+    def _emit_task_result(self, name: str, result: Any) -> None:
+        assert self.events_q is not None
+        self.events_q.put(("task_result", {name: result}))
 
     def _row(self, task_id: str, kind: Any, key: str, value: Any, what: str = "") -> WriteRow:
         saver = self.saver
@@ -461,11 +474,12 @@ class Run:
         several = len(tasks) > 1
         outcomes: list[Outcome] = []
         self.ctx.step = state.step
+        self.ctx.checkpoint_id = state.checkpoint_id or ""
         for kind, item in run_step(
-            self.spec, self.ctx, runnable, state.values, logs, self.events_q
+            self.spec, self.ctx, runnable, state.values, logs, self.events_q, live=self.custom
         ):
-            if kind == "custom":
-                yield "custom", item
+            if kind != "done":
+                yield kind, item
                 continue
             outcome: Outcome = item
             outcomes.append(outcome)

@@ -8,6 +8,7 @@ completion order; the loop, not the runner, decides what is stored and in what o
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import queue
 import random
 import threading
@@ -17,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
+from tether.engine._inject import inject
 from tether.engine._planner import (
     MISSING,
     PlannedTask,
@@ -75,7 +77,10 @@ def run_coroutine(coro: Coroutine[Any, Any, T], loop: asyncio.AbstractEventLoop 
         except BaseException as exc:  # handed to the caller below
             box.append(("err", exc))
 
-    t = threading.Thread(target=target, name="tether-async-node")
+    # a new thread starts with empty contextvars; the node must see the caller's
+    t = threading.Thread(
+        target=contextvars.copy_context().run, args=(target,), name="tether-async-node"
+    )
     t.start()
     t.join()
     kind, value = box[0]
@@ -85,22 +90,27 @@ def run_coroutine(coro: Coroutine[Any, Any, T], loop: asyncio.AbstractEventLoop 
 
 
 def call_user(
-    fn: Callable[..., Any], is_async: bool, args: tuple[Any, ...], ctx: TaskContext
+    fn: Callable[..., Any],
+    is_async: bool,
+    args: tuple[Any, ...],
+    ctx: TaskContext,
+    kwargs: dict[str, Any] | None = None,
 ) -> Any:
-    """Call ``fn(*args)`` with ``ctx`` as the current task, sync or async alike."""
+    """Call ``fn(*args, **kwargs)`` with ``ctx`` as the current task, sync or async alike."""
+    kw = kwargs or {}
     if is_async:
 
         async def with_context() -> Any:
             token = set_context(ctx)
             try:
-                return await fn(*args)
+                return await fn(*args, **kw)
             finally:
                 reset_context(token)
 
         return run_coroutine(with_context(), ctx.run.loop)
     token = set_context(ctx)
     try:
-        return fn(*args)
+        return fn(*args, **kw)
     finally:
         reset_context(token)
 
@@ -145,8 +155,8 @@ def evaluate_branches(
     local = _local_state(spec, values, out)
     state = spec.schema.to_input(local)
     for br in branches:
-        args = (state, ctx.run.config) if br.takes_config else (state,)
-        result = call_user(br.router, br.is_async, args, ctx)
+        kwargs = inject(br.inject, ctx) if br.inject else None
+        result = call_user(br.router, br.is_async, (state,), ctx, kwargs)
         out.goto.extend(resolve_branch(spec, br, result))
 
 
@@ -162,12 +172,13 @@ def run_task(
         run.on_node_start()
     node = spec.nodes[task.node]
     node_input = task.arg if task.is_send else spec.schema.to_input(values)
-    args = (node_input, run.config) if node.takes_config else (node_input,)
+    started = time.time()
 
     def attempt(n: int) -> TaskOutput:
-        ctx = TaskContext(run, task, log, task.node, "", n)
+        ctx = TaskContext(run, task, log, task.node, "", n, first_attempt_at=started)
+        kwargs = inject(node.inject, ctx) if node.inject else None
         try:
-            result = call_user(node.fn, node.is_async, args, ctx)
+            result = call_user(node.fn, node.is_async, (node_input,), ctx, kwargs)
         finally:
             # @task calls the node started but did not wait for still get journaled before
             # the step ends, so a pause or a retry never repeats their side effects.
@@ -197,19 +208,27 @@ def run_step(
     values: dict[str, Any],
     logs: dict[str, TaskLog],
     events: queue.Queue[tuple[str, Any]] | None,
+    *,
+    live: bool = True,
 ) -> Iterator[tuple[str, Any]]:
-    """Run ``tasks`` and yield ("done", Outcome) as each finishes, and ("custom", chunk)
-    events from stream writers when ``events`` is given. One task without custom streaming
-    runs inline on this thread (the fast path); otherwise they run on the node pool."""
-    if len(tasks) == 1 and events is None:
+    """Run ``tasks`` and yield ("done", Outcome) as each finishes, and the events tasks put
+    on ``events`` (custom chunks, @task results). One task runs inline on this thread (the
+    fast path) unless its events must be yielded ``live``, while it runs; then its events
+    follow it. Otherwise tasks run on the node pool, each in a copy of this thread's
+    contextvars."""
+    if len(tasks) == 1 and (events is None or not live):
         t = tasks[0]
-        yield "done", run_task(spec, run, t, values, logs.setdefault(t.id, TaskLog()))
+        outcome = run_task(spec, run, t, values, logs.setdefault(t.id, TaskLog()))
+        while events is not None and not events.empty():
+            yield events.get_nowait()
+        yield "done", outcome
         return
     q: queue.Queue[tuple[str, Any]] = events if events is not None else queue.Queue()
     for t in tasks:
         log = logs.setdefault(t.id, TaskLog())
         _NODE_POOL.submit(
-            lambda t=t, log=log: q.put(("done", run_task(spec, run, t, values, log)))  # type: ignore[misc]
+            contextvars.copy_context().run,
+            lambda t=t, log=log: q.put(("done", run_task(spec, run, t, values, log))),  # type: ignore[misc]
         )
     remaining = len(tasks)
     while remaining:

@@ -45,6 +45,14 @@ class RunContext:
     on_node_start: Callable[[], None] | None = None
     metrics: dict[str, int] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    context: Any = None
+    """The run's ``context=`` (see engine/_context.py); not stored."""
+    store: Any = None
+    """The graph's ``store=``; not stored by tether."""
+    checkpoint_id: str = ""
+    """The checkpoint that planned the step running now."""
+    on_task_result: Callable[[str, Any], None] | None = None
+    """Receives (task name, result) of each ``@task`` call that ran (not replayed)."""
 
     def count(self, name: str, n: int = 1) -> None:
         with self.lock:
@@ -66,6 +74,9 @@ class TaskContext:
     raised_ids: set[str] = field(default_factory=set)
 
     futures: list[Any] = field(default_factory=list)
+    previous: Any = None
+    """The functional API's saved value (set by ``@entrypoint``); ``@task`` calls inherit it."""
+    first_attempt_at: float | None = None
 
     @property
     def position(self) -> str:
@@ -86,7 +97,16 @@ class TaskContext:
         return key
 
     def child(self, key: str, name: str) -> TaskContext:
-        return TaskContext(self.run, self.task, self.log, name, key, 1, futures=self.futures)
+        return TaskContext(
+            self.run,
+            self.task,
+            self.log,
+            name,
+            key,
+            1,
+            futures=self.futures,
+            previous=self.previous,
+        )
 
 
 _CURRENT: ContextVar[TaskContext | None] = ContextVar("tether_task", default=None)

@@ -13,19 +13,6 @@ from typing import Any
 from tether.types import RetryPolicy
 
 
-def wants_config(fn: Callable[..., Any]) -> bool:
-    """True when ``fn`` has a ``config`` parameter, or a second positional parameter
-    without a default (``lambda s, name=name: ...`` does not take the config)."""
-    try:
-        params = list(inspect.signature(fn).parameters.values())
-    except (TypeError, ValueError):
-        return False
-    if any(p.name == "config" for p in params):
-        return True
-    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    return len(positional) >= 2 and positional[1].default is inspect.Parameter.empty
-
-
 def is_async_callable(fn: Callable[..., Any]) -> bool:
     if inspect.iscoroutinefunction(fn):
         return True
@@ -68,9 +55,11 @@ class Schema:
 
 @dataclass(frozen=True, slots=True)
 class NodeSpec:
+    """A node; ``inject`` lists the parameters tether fills (engine/_inject.py)."""
+
     name: str
     fn: Callable[..., Any]
-    takes_config: bool
+    inject: tuple[str, ...]
     is_async: bool
     retry: RetryPolicy | None = None
 
@@ -82,7 +71,7 @@ class Branch:
     source: str
     router: Callable[..., Any]
     path_map: dict[Hashable, str] | None
-    takes_config: bool
+    inject: tuple[str, ...]
     is_async: bool
 
 

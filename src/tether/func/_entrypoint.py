@@ -1,20 +1,27 @@
 """``@entrypoint``: the functional API, a one-node graph over the same engine.
 
-The function receives the run input (and ``previous``, the value saved by the last run of
-the thread); what it returns is the run's output and, unless ``entrypoint.final`` says
-otherwise, what the next run sees as ``previous``.
+The function receives the run input, plus the parameters tether fills by name (``previous``:
+the value saved by the thread's last run; ``config``, ``writer``, ``store``, ``runtime``; see
+engine/_inject.py). What it returns is the run's output and, unless ``entrypoint.final``
+says otherwise, what the next run sees as ``previous``. As in LangGraph, the output stays
+the last returned value until a run returns a new one.
 """
 
 from __future__ import annotations
 
 import inspect
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from tether.checkpoint._base import Saver
+from tether.engine._inject import inject, injected_params
+from tether.engine._runtime import TaskContext, current_context
 from tether.engine._spec import Channel, GraphSpec, NodeSpec, Schema, is_async_callable
+from tether.errors import GraphError
 from tether.graph._compiled import CompiledGraph
+from tether.serde import default_registry
 from tether.types import START, Command, RetryPolicy
 
 V = TypeVar("V")
@@ -23,16 +30,42 @@ S = TypeVar("S")
 INPUT, RETURN, PREVIOUS = "__input__", "__return__", "__previous__"
 
 
-def _wants(fn: Callable[..., Any], name: str) -> bool:
+def _check_function(fn: Callable[..., Any], name: str) -> None:
+    if inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn):
+        raise GraphError(
+            f"@entrypoint {name!r} is a generator function; the functional API needs a "
+            "function that returns its result. Return the collected values, and stream "
+            "intermediate ones with a writer parameter (writer(chunk), stream_mode='custom')"
+        )
+
+
+def _register_types(fn: Callable[..., Any]) -> None:
+    """Register the dataclasses and pydantic models of the input and return annotations, so
+    that their values can be stored without a register_type() call (as the state schema of a
+    StateGraph is). Annotations that cannot be resolved here are skipped: storing such a value
+    then fails with an error that names the type to register."""
     try:
-        return name in inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return False
+        hints = typing.get_type_hints(fn)
+    except Exception:
+        hints = {k: v for k, v in fn.__annotations__.items() if not isinstance(v, str)}
+    params = list(inspect.signature(fn).parameters)
+    annotations = [hints.get(params[0])] if params else []
+    returned = hints.get("return")
+    if typing.get_origin(returned) is entrypoint.final:
+        annotations += list(typing.get_args(returned))
+    elif returned is not entrypoint.final:
+        annotations.append(returned)
+    for annotation in annotations:
+        if annotation is not None:
+            default_registry.register_schema(annotation)
 
 
 class entrypoint:
     """``@entrypoint(checkpointer=...)`` turns ``fn(input, *, previous=None)`` into a
-    runnable with ``invoke``/``stream``/``get_state`` like a compiled graph."""
+    runnable with ``invoke``/``stream``/``get_state`` like a compiled graph.
+
+    ``store`` and ``context_schema`` work as for ``StateGraph.compile(store=...)`` and
+    ``StateGraph(..., context_schema=...)``."""
 
     @dataclass(frozen=True, slots=True)
     class final(Generic[V, S]):
@@ -44,49 +77,52 @@ class entrypoint:
     def __init__(
         self,
         checkpointer: Saver | None = None,
+        store: Any = None,
         *,
+        context_schema: Any = None,
         retry_policy: RetryPolicy | None = None,
     ) -> None:
         self.checkpointer = checkpointer
+        self.store = store
+        self.context_schema = context_schema
         self.retry_policy = retry_policy
 
     def __call__(self, fn: Callable[..., Any]) -> CompiledGraph:
         name = getattr(fn, "__name__", "entrypoint")
-        wants_previous = _wants(fn, "previous")
-        wants_config = _wants(fn, "config")
+        _check_function(fn, name)
+        fill = injected_params(fn, f"@entrypoint {name!r}")
+        _register_types(fn)
 
         def split(result: Any) -> dict[str, Any]:
             if isinstance(result, entrypoint.final):
                 return {RETURN: result.value, PREVIOUS: result.save}
             return {RETURN: result, PREVIOUS: result}
 
-        def kwargs_for(state: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
-            kw: dict[str, Any] = {}
-            if wants_previous:
-                kw["previous"] = state.get(PREVIOUS)
-            if wants_config:
-                kw["config"] = config
-            return kw
+        def arguments(state: dict[str, Any]) -> dict[str, Any]:
+            ctx: TaskContext | None = current_context()
+            assert ctx is not None  # the runner sets it around every node call
+            ctx.previous = state.get(PREVIOUS)
+            return inject(fill, ctx)
 
         node: Callable[..., Any]
         if is_async_callable(fn):
 
-            async def anode(state: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
-                return split(await fn(state.get(INPUT), **kwargs_for(state, config)))
+            async def anode(state: dict[str, Any]) -> dict[str, Any]:
+                return split(await fn(state.get(INPUT), **arguments(state)))
 
             node = anode
         else:
 
-            def snode(state: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
-                return split(fn(state.get(INPUT), **kwargs_for(state, config)))
+            def snode(state: dict[str, Any]) -> dict[str, Any]:
+                return split(fn(state.get(INPUT), **arguments(state)))
 
             node = snode
         channels = {k: Channel(k, None, None) for k in (INPUT, RETURN, PREVIOUS)}
         spec = GraphSpec(
             schema=Schema(dict, channels, "dict"),
-            input_keys=frozenset({INPUT, RETURN}),
+            input_keys=frozenset({INPUT}),
             output_keys=(RETURN,),
-            nodes={name: NodeSpec(name, node, True, is_async_callable(node), self.retry_policy)},
+            nodes={name: NodeSpec(name, node, (), is_async_callable(node), self.retry_policy)},
             edges={START: (name,)},
             branches={},
             joins=(),
@@ -95,14 +131,17 @@ class entrypoint:
         def prepare(value: Any) -> Any:
             if value is None or isinstance(value, Command):
                 return value
-            return {INPUT: value, RETURN: None}
+            return {INPUT: value}
 
         return CompiledGraph(
             spec,
             self.checkpointer,
             name=name,
             present=lambda values: values.get(RETURN),
-            state_view=lambda values: values.get(PREVIOUS),
+            state_view=lambda values: values.get(RETURN),
             prepare_input=prepare,
             present_update=lambda update: update.get(RETURN) if isinstance(update, dict) else None,
+            store=self.store,
+            context_schema=self.context_schema,
+            values_on_input=False,
         )

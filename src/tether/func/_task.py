@@ -7,13 +7,16 @@ name or arguments differ from the record raises NondeterminismError instead of r
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import hashlib
+import time
 from collections.abc import Callable, Generator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from tether.checkpoint._base import WriteRow
+from tether.engine._inject import inject, injected_params, positional_names, unbound
 from tether.engine._runner import call_user, with_retries
 from tether.engine._runtime import TaskContext, current_context
 from tether.engine._spec import is_async_callable
@@ -74,6 +77,8 @@ class TaskFunction(Generic[P, T]):
         self.name: str = name or str(getattr(fn, "__name__", "task"))
         self.retry_policy = retry_policy
         self.is_async = is_async_callable(fn)
+        self._inject = injected_params(fn)
+        self._positional = positional_names(fn) if self._inject else ()
         functools.update_wrapper(self, fn)  # type: ignore[arg-type]
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> TaskFuture[T]:
@@ -101,14 +106,27 @@ class TaskFunction(Generic[P, T]):
             return TaskFuture.completed(result)
         child = ctx.child(key, self.name)
         call = functools.partial(self.fn, *args, **kwargs)
-        future = _TASK_POOL.submit(self._execute, child, call, key, arg_hash)
+        fill = unbound(self._inject, self._positional, args, kwargs)
+        future = _TASK_POOL.submit(
+            contextvars.copy_context().run, self._execute, child, call, fill, key, arg_hash
+        )
         ctx.futures.append(future)
         return TaskFuture(future)
 
-    def _execute(self, ctx: TaskContext, call: Callable[[], T], key: str, arg_hash: str) -> T:
+    def _execute(
+        self,
+        ctx: TaskContext,
+        call: Callable[..., T],
+        fill: tuple[str, ...],
+        key: str,
+        arg_hash: str,
+    ) -> T:
+        ctx.first_attempt_at = time.time()
+
         def attempt(n: int) -> T:
             ctx.attempt = n
-            return call_user(call, self.is_async, (), ctx)  # type: ignore[no-any-return]
+            kwargs = inject(fill, ctx) if fill else None
+            return call_user(call, self.is_async, (), ctx, kwargs)  # type: ignore[no-any-return]
 
         result = with_retries(self.retry_policy, attempt, lambda *_: ctx.run.count("task_retries"))
         serde = ctx.run.serde
@@ -124,6 +142,8 @@ class TaskFunction(Generic[P, T]):
         with ctx.run.lock:
             ctx.log.journal[key] = (self.name, arg_hash, result)
         ctx.run.count("tasks_executed")
+        if ctx.run.on_task_result is not None:
+            ctx.run.on_task_result(self.name, result)
         return result
 
 

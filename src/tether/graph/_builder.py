@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import itertools
 import typing
+import warnings
 from collections.abc import Callable, Hashable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, get_args, get_origin
 
+from tether.engine._inject import injected_params
 from tether.engine._spec import (
     Branch,
     GraphSpec,
     Join,
     NodeSpec,
     is_async_callable,
-    wants_config,
 )
 from tether.errors import GraphError
 from tether.graph._schema import build_schema
@@ -56,21 +57,54 @@ def _command_destinations(fn: Callable[..., Any]) -> tuple[str, ...] | None:
     return tuple(str(a) for a in get_args(args[0]))
 
 
+def _renamed(
+    deprecated: dict[str, Any], context_schema: Any, input_schema: Any, output_schema: Any
+) -> tuple[Any, Any, Any]:
+    """LangGraph's old argument names, mapped onto the new ones."""
+    new = {"config_schema": "context_schema", "input": "input_schema", "output": "output_schema"}
+    unknown = sorted(set(deprecated) - set(new))
+    if unknown:
+        raise GraphError(
+            f"StateGraph() got unknown arguments {unknown}; it takes state_schema, "
+            "context_schema, input_schema and output_schema"
+        )
+    given = {"context_schema": context_schema, "input_schema": input_schema}
+    given["output_schema"] = output_schema
+    for old, value in deprecated.items():
+        warnings.warn(
+            f"StateGraph({old}=...) is deprecated; use {new[old]}=...",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        if given[new[old]] is None:
+            given[new[old]] = value
+    return given["context_schema"], given["input_schema"], given["output_schema"]
+
+
 class StateGraph:
     """A graph of nodes over a shared state.
 
     ``StateGraph(State)`` where ``State`` is a TypedDict, dataclass or pydantic model;
-    ``input_schema`` limits which keys the run input may set, ``output_schema`` which keys
-    ``invoke`` returns.
+    ``context_schema`` types the run-scoped ``context=`` nodes read as ``runtime.context``
+    (a dict given for a dataclass or pydantic schema is turned into one); ``input_schema``
+    limits which keys the run input may set, ``output_schema`` which keys ``invoke`` returns.
+    LangGraph's deprecated ``config_schema=``, ``input=`` and ``output=`` are accepted, with a
+    DeprecationWarning.
     """
 
     def __init__(
         self,
         state_schema: Any,
+        context_schema: Any = None,
         *,
         input_schema: Any = None,
         output_schema: Any = None,
+        **deprecated: Any,
     ) -> None:
+        context_schema, input_schema, output_schema = _renamed(
+            deprecated, context_schema, input_schema, output_schema
+        )
+        self._context_schema = context_schema
         self._schema = build_schema(state_schema)
         self._input_schema = build_schema(input_schema) if input_schema is not None else None
         self._output_schema = build_schema(output_schema) if output_schema is not None else None
@@ -119,7 +153,11 @@ class StateGraph:
         if not callable(action):
             raise GraphError(f"node {name!r}: {action!r} is not callable")
         self._nodes[name] = NodeSpec(
-            name, action, wants_config(action), is_async_callable(action), retry_policy
+            name,
+            action,
+            injected_params(action, f"node {name!r}"),
+            is_async_callable(action),
+            retry_policy,
         )
         self._destinations[name] = (
             tuple(destinations) if destinations is not None else _command_destinations(action)
@@ -189,8 +227,9 @@ class StateGraph:
             mapping = dict(path_map)
         else:
             mapping = {name: name for name in path_map}
+        what = f"the router of the conditional edge from {source!r}"
         self._branches.append(
-            Branch(source, path, mapping, wants_config(path), is_async_callable(path))
+            Branch(source, path, mapping, injected_params(path, what), is_async_callable(path))
         )
         return self
 
@@ -318,11 +357,14 @@ class StateGraph:
         interrupt_before: Sequence[str] | str | None = None,
         interrupt_after: Sequence[str] | str | None = None,
         name: str = "graph",
+        store: Any = None,
     ) -> CompiledGraph:
         """Check the graph and return a runnable bound to ``checkpointer`` (None: no memory
         between invokes, and no interrupts). ``interrupt_before`` / ``interrupt_after`` are
         static breakpoints: node names (or "*" for all) where a run stops before or after
-        the node; ``invoke(None, config)`` continues it."""
+        the node; ``invoke(None, config)`` continues it. ``store`` is handed to nodes as
+        ``runtime.store``, a ``store`` parameter and ``get_store()``; tether passes it
+        through untouched (any object: a LangGraph ``BaseStore`` works)."""
         from dataclasses import replace
 
         from tether.graph._compiled import CompiledGraph
@@ -333,4 +375,6 @@ class StateGraph:
         after = self._breakpoints("interrupt_after", interrupt_after, checkpointer)
         spec = replace(spec, interrupt_before=before, interrupt_after=after)
         default_registry.register_schema(spec.schema.cls)
-        return CompiledGraph(spec, checkpointer, name=name)
+        return CompiledGraph(
+            spec, checkpointer, name=name, store=store, context_schema=self._context_schema
+        )

@@ -7,6 +7,7 @@ consumes the events of one ``Run``; the async pair steps the same loop on a work
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import copy
 from collections.abc import AsyncIterator, Callable, Generator, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -14,11 +15,12 @@ from typing import Any
 
 from tether.checkpoint._base import Saver
 from tether.engine import _update
+from tether.engine._context import coerce_context
 from tether.engine._loop import Run, thread_id_of
 from tether.engine._metrics import ThreadMetrics, read_metrics
 from tether.engine._spec import GraphSpec
 from tether.errors import ConfigError
-from tether.types import INTERRUPT_KEY, Durability, RunResult, StateSnapshot
+from tether.types import INTERRUPT_KEY, Command, Durability, RunResult, StateSnapshot
 
 MODES = ("values", "updates", "custom")
 
@@ -27,6 +29,22 @@ _RUN_POOL = ThreadPoolExecutor(max_workers=512, thread_name_prefix="tether-run")
 async runs (each blocking a thread while an async node awaits on the caller's loop) are not
 capped by the event loop's small default executor."""
 _DONE: Any = object()
+
+
+def _advance(events: Iterator[Any]) -> Any:
+    return next(events, _DONE)
+
+
+def _is_new_input(input: Any) -> bool:
+    return input is not None and not (isinstance(input, Command) and input.has_resume)
+
+
+def _with_interrupts(output: Any, interrupts: Any) -> dict[str, Any]:
+    """The "values" chunk of a paused run: the output, when it is a dict, plus the
+    interrupts."""
+    if isinstance(output, dict):
+        return {**output, INTERRUPT_KEY: interrupts}
+    return {INTERRUPT_KEY: interrupts}
 
 
 def _modes(stream_mode: str | Sequence[str]) -> tuple[list[str], bool]:
@@ -53,10 +71,16 @@ class CompiledGraph:
         state_view: Callable[[dict[str, Any]], Any] | None = None,
         prepare_input: Callable[[Any], Any] | None = None,
         present_update: Callable[[Any], Any] | None = None,
+        store: Any = None,
+        context_schema: Any = None,
+        values_on_input: bool = True,
     ) -> None:
         self.spec = spec
         self.checkpointer = checkpointer
         self.name = name
+        self.store = store
+        self.context_schema = context_schema
+        self._values_on_input = values_on_input
         self._present = present
         self._state_view = state_view
         self._prepare_input = prepare_input
@@ -77,7 +101,9 @@ class CompiledGraph:
         durability: Durability,
         custom: bool,
         on_busy: str,
+        context: Any,
         loop: Any = None,
+        task_results: bool = False,
     ) -> Run:
         if self._prepare_input is not None:
             input = self._prepare_input(input)
@@ -90,6 +116,9 @@ class CompiledGraph:
             custom=custom,
             on_busy=on_busy,
             loop=loop,
+            context=coerce_context(self.context_schema, context),
+            store=self.store,
+            task_results=task_results,
         )
 
     def _output(self, run: Run) -> Any:
@@ -103,12 +132,19 @@ class CompiledGraph:
         durability: Durability,
         version: str,
         on_busy: str,
+        context: Any,
         loop: Any = None,
     ) -> Generator[Any, None, None]:
         modes, single = _modes(stream_mode)
         if version not in ("v1", "v2"):
             raise ConfigError(f"version must be 'v1' or 'v2', got {version!r}")
-        run = self._run(input, config, durability, "custom" in modes, on_busy, loop)
+        updates = "updates" in modes
+        run = self._run(
+            input, config, durability, "custom" in modes, on_busy, context, loop, updates
+        )
+        # The functional API's output is its return value: new input does not change it, so
+        # (as in LangGraph) no "values" chunk precedes the run; a resume shows the current one.
+        skip_input_values = not self._values_on_input and _is_new_input(input)
 
         def shape(mode: str, chunk: Any) -> Any:
             if version == "v2":
@@ -116,11 +152,17 @@ class CompiledGraph:
             return chunk if single else (mode, chunk)
 
         for kind, payload in run.events():
-            if kind == "interrupts":
-                if "updates" in modes:
+            if kind == "values" and skip_input_values:
+                skip_input_values = False
+                continue
+            if kind == "task_result":
+                if updates:
+                    yield shape("updates", payload)
+            elif kind == "interrupts":
+                if updates:
                     yield shape("updates", {INTERRUPT_KEY: payload})
                 if "values" in modes:
-                    yield shape("values", {**self._output(run), INTERRUPT_KEY: payload})
+                    yield shape("values", _with_interrupts(self._output(run), payload))
             elif kind in modes:
                 if kind == "values":
                     payload = self._output(run)
@@ -137,10 +179,13 @@ class CompiledGraph:
         durability: Durability = "async",
         version: str = "v1",
         on_busy: str = "raise",
+        context: Any = None,
     ) -> Iterator[Any]:
-        """Run and yield chunks: ``{node: update}`` per node ("updates", the default), the
-        whole state after each step ("values"), or what nodes write ("custom")."""
-        return self._stream_iter(input, config, stream_mode, durability, version, on_busy)
+        """Run and yield chunks: ``{node: update}`` per node and ``{task: result}`` per
+        ``@task`` call ("updates", the default), the whole state after each step ("values"),
+        or what nodes write ("custom"). ``context`` is the run-scoped context nodes read as
+        ``runtime.context`` (not stored: pass it again when resuming)."""
+        return self._stream_iter(input, config, stream_mode, durability, version, on_busy, context)
 
     def invoke(
         self,
@@ -150,12 +195,14 @@ class CompiledGraph:
         durability: Durability = "async",
         version: str = "v1",
         on_busy: str = "raise",
+        context: Any = None,
     ) -> Any:
         """Run to END or to a pause. Returns the state (with ``"__interrupt__"`` when
-        paused), or with ``version="v2"`` a ``RunResult(value, interrupts)``."""
+        paused), or with ``version="v2"`` a ``RunResult(value, interrupts)``. ``context``:
+        see ``stream``."""
         if version not in ("v1", "v2"):
             raise ConfigError(f"version must be 'v1' or 'v2', got {version!r}")
-        run = self._run(input, config, durability, False, on_busy)
+        run = self._run(input, config, durability, False, on_busy, context)
         for _ in run.events():
             pass
         return self._finish(run, version)
@@ -179,19 +226,24 @@ class CompiledGraph:
         durability: Durability = "async",
         version: str = "v1",
         on_busy: str = "raise",
+        context: Any = None,
     ) -> AsyncIterator[Any]:
         """``stream`` for asyncio: the same loop, stepped on a worker thread; async nodes run
         on the caller's event loop."""
         loop = asyncio.get_running_loop()
-        gen = self._stream_iter(input, config, stream_mode, durability, version, on_busy, loop)
+        gen = self._stream_iter(
+            input, config, stream_mode, durability, version, on_busy, context, loop
+        )
+        # The loop steps on pool threads; it runs in a copy of the caller's contextvars.
+        ctx = contextvars.copy_context()
         try:
             while True:
-                item = await loop.run_in_executor(_RUN_POOL, next, gen, _DONE)
+                item = await loop.run_in_executor(_RUN_POOL, ctx.run, _advance, gen)
                 if item is _DONE:
                     return
                 yield item
         finally:
-            await loop.run_in_executor(_RUN_POOL, gen.close)
+            await loop.run_in_executor(_RUN_POOL, ctx.run, gen.close)
 
     async def ainvoke(
         self,
@@ -201,16 +253,18 @@ class CompiledGraph:
         durability: Durability = "async",
         version: str = "v1",
         on_busy: str = "raise",
+        context: Any = None,
     ) -> Any:
         """``invoke`` for asyncio (see ``astream``)."""
         loop = asyncio.get_running_loop()
-        run = self._run(input, config, durability, False, on_busy, loop)
+        run = self._run(input, config, durability, False, on_busy, context, loop)
         events = run.events()
+        ctx = contextvars.copy_context()
         try:
-            while await loop.run_in_executor(_RUN_POOL, next, events, _DONE) is not _DONE:
+            while await loop.run_in_executor(_RUN_POOL, ctx.run, _advance, events) is not _DONE:
                 pass
         finally:
-            await loop.run_in_executor(_RUN_POOL, events.close)
+            await loop.run_in_executor(_RUN_POOL, ctx.run, events.close)
         return self._finish(run, version)
 
     # -- state -----------------------------------------------------------------------------
