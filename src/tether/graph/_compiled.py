@@ -29,6 +29,26 @@ capped by the event loop's small default executor."""
 _DONE: Any = object()
 
 
+def check_checkpointer(checkpointer: Any) -> Saver | None:
+    """The saver a graph is bound to: a tether saver, or None (also given as ``False``, as
+    LangGraph spells "no checkpointer"). Anything else is refused before the graph exists."""
+    if checkpointer is None or checkpointer is False:
+        return None
+    if isinstance(checkpointer, Saver):
+        return checkpointer
+    if checkpointer is True:
+        raise ConfigError(
+            "checkpointer=True gives a subgraph checkpoints of its own in LangGraph; tether "
+            "does not run subgraphs yet. Pass a tether saver (InMemorySaver(), "
+            "SqliteSaver(...), PostgresSaver(...), RedisSaver(...)) or None"
+        )
+    raise ConfigError(
+        f"checkpointer must be a tether saver (InMemorySaver(), SqliteSaver(...), "
+        f"PostgresSaver(...), RedisSaver(...) from tether.checkpoint) or None, got "
+        f"{type(checkpointer).__name__} {checkpointer!r:.60}"
+    )
+
+
 def _modes(stream_mode: str | Sequence[str]) -> tuple[list[str], bool]:
     single = isinstance(stream_mode, str)
     modes = [stream_mode] if isinstance(stream_mode, str) else list(stream_mode)
@@ -55,8 +75,10 @@ class CompiledGraph:
         present_update: Callable[[Any], Any] | None = None,
     ) -> None:
         self.spec = spec
-        self.checkpointer = checkpointer
+        self.checkpointer = check_checkpointer(checkpointer)
         self.name = name
+        self.builder: Any = None
+        """The StateGraph this was compiled from (None for an ``@entrypoint``)."""
         self._present = present
         self._state_view = state_view
         self._prepare_input = prepare_input
@@ -65,7 +87,7 @@ class CompiledGraph:
     def with_checkpointer(self, checkpointer: Saver | None) -> CompiledGraph:
         """The same graph bound to another saver (the CLI binds a user's graph to a DB)."""
         clone = copy.copy(self)
-        clone.checkpointer = checkpointer
+        clone.checkpointer = check_checkpointer(checkpointer)
         return clone
 
     # -- running ---------------------------------------------------------------------------
