@@ -315,6 +315,8 @@ class Run:
                 self._fork(state)
             else:
                 logs = self._load_logs(state)
+                for log in logs.values():
+                    log.forget_raised()
                 statuses = [logs.get(t.id, TaskLog()).status for t in state.tasks]
                 if "runnable" in statuses:
                     self.metrics.kind = "recovery"

@@ -35,7 +35,7 @@ from tether.engine._runtime import (
     set_context,
 )
 from tether.engine._spec import GraphSpec
-from tether.engine._status import TaskLog, output_from_plain, output_to_plain
+from tether.engine._status import RAISED, TaskLog, output_from_plain, output_to_plain
 from tether.errors import GraphInterrupt
 from tether.errors import NodeInterrupt as RaisedInterrupt
 from tether.types import Command, Interrupt, RetryPolicy
@@ -201,7 +201,8 @@ def run_task(
     except NodeInterrupt as paused:
         return Outcome(task, "paused", interrupt=paused.interrupt, where=paused.where)
     except GraphInterrupt as raised:
-        return Outcome(task, "paused", interrupt=_raised_interrupt(run, task, log, raised))
+        pause = _raised_interrupt(run, task, log, raised)
+        return Outcome(task, "paused", interrupt=pause, where=RAISED)
     except Exception as exc:
         return Outcome(task, "failed", error=exc)
     return Outcome(task, "done", output=output)

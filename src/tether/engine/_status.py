@@ -17,6 +17,10 @@ from tether.types import Interrupt, Overwrite, Send
 
 Status = Literal["done", "paused", "runnable"]
 
+RAISED = "raised"
+"""The call position stored with a pause a node raised (``NodeInterrupt``) rather than asked
+for with ``interrupt()`` (whose positions contain "#")."""
+
 WITHDRAWN = "\x00tether:withdrawn-answer"
 """Stored over a resume row to take an answer back (the row is replaced, not deleted)."""
 
@@ -39,6 +43,13 @@ class TaskLog:
         if any(i not in self.resumes for i in self.interrupts):
             return "paused"
         return "runnable"
+
+    def forget_raised(self) -> None:
+        """Drop an unanswered pause the node raised: a run that continues with ``None`` runs
+        the node again, as LangGraph does (it may pass now that the state was updated)."""
+        iid = self.positions.get(RAISED)
+        if iid is not None and iid not in self.resumes:
+            self.interrupts.pop(iid, None)
 
     def pending_interrupts(self) -> list[Interrupt]:
         if self.output is not None:

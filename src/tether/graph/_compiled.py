@@ -235,6 +235,26 @@ class CompiledGraph:
             await loop.run_in_executor(_RUN_POOL, events.close)
         return self._finish(run, version)
 
+    # -- drawing ---------------------------------------------------------------------------
+
+    def get_graph(self, config: dict[str, Any] | None = None, *, xray: bool | int = False) -> Any:
+        """The graph's nodes and edges, as LangGraph's ``get_graph()`` gives them:
+        langchain-core's ``Graph`` when it is installed (``draw_mermaid()``,
+        ``draw_mermaid_png()``, ``draw_ascii()``), else a ``DrawableGraph`` with
+        ``draw_mermaid()``. ``config`` and ``xray`` are accepted for LangGraph's signature;
+        tether has no subgraphs to expand."""
+        from tether.graph._drawing import draw_graph
+
+        builder = self.builder
+        if builder is None:
+            return draw_graph(self.spec, {}, {})
+        destinations = {
+            name: {t: builder._labels.get(name, {}).get(t) for t in dests}
+            for name, dests in builder._destinations.items()
+            if dests
+        }
+        return draw_graph(self.spec, destinations, builder._metadata)
+
     # -- state -----------------------------------------------------------------------------
 
     def get_state(self, config: dict[str, Any]) -> StateSnapshot:
