@@ -215,7 +215,7 @@ class Overwrite:
 
 def _freeze(obj: Any, depth: int = 10) -> Any:
     """A value with equal parts giving an equal key: mappings sorted, sequences as tuples."""
-    if isinstance(obj, Hashable) or depth <= 0:
+    if depth <= 0 or (isinstance(obj, Hashable) and not isinstance(obj, tuple)):
         return obj
     if isinstance(obj, Mapping):
         return tuple(sorted(((k, _freeze(v, depth - 1)) for k, v in obj.items()), key=repr))
