@@ -1,8 +1,6 @@
 """A port is ``s/langgraph/tether/``: every supported LangGraph 1.x import path exists under
 tether with the same names."""
 
-from __future__ import annotations
-
 import importlib
 
 import pytest
@@ -82,3 +80,23 @@ def test_constants_have_langgraphs_values() -> None:
     assert (START, END, CONF) == ("__start__", "__end__", "configurable")
     assert (TAG_NOSTREAM, TAG_HIDDEN) == ("nostream", "langsmith:hidden")
     assert REMOVE_ALL_MESSAGES == "__remove_all__"
+
+
+def test_interrupt_from_tether_types_pauses_a_node() -> None:
+    import operator
+    from typing import Annotated, TypedDict
+
+    from tether.checkpoint.memory import MemorySaver
+    from tether.graph import START, StateGraph
+    from tether.types import Command, interrupt
+
+    class S(TypedDict):
+        log: Annotated[list, operator.add]
+
+    g = StateGraph(S)
+    g.add_node("ask", lambda s: {"log": [interrupt("name?")]})
+    g.add_edge(START, "ask")
+    app = g.compile(checkpointer=MemorySaver())
+    config = {"configurable": {"thread_id": "t"}}
+    assert app.invoke({"log": []}, config)["__interrupt__"][0].value == "name?"
+    assert app.invoke(Command(resume="Ada"), config)["log"] == ["Ada"]
