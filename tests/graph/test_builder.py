@@ -757,3 +757,11 @@ def test_compile_does_not_run_anything() -> None:
     g.add_edge(START, "a")
     g.compile()
     assert calls == []
+
+
+def test_add_node_refuses_a_list_of_retry_policies_by_name() -> None:
+    from tether import RetryPolicy
+
+    g = StateGraph(State)
+    with pytest.raises(GraphError, match="'a': retry_policy must be one RetryPolicy"):
+        g.add_node("a", _append("a"), retry_policy=[RetryPolicy()])  # type: ignore[arg-type]

@@ -134,6 +134,11 @@ class StateGraph:
             raise GraphError(f"node {name!r} is already in the graph; node names are unique")
         if not callable(action):
             raise GraphError(f"node {name!r}: {action!r} is not callable")
+        if retry_policy is not None and not isinstance(retry_policy, RetryPolicy):
+            raise GraphError(
+                f"node {name!r}: retry_policy must be one RetryPolicy, got {retry_policy!r} "
+                "(LangGraph's list of policies, first match wins, is not supported yet)"
+            )
         if cache_policy is not None and not isinstance(cache_policy, CachePolicy):
             raise GraphError(
                 f"node {name!r}: cache_policy must be a CachePolicy, got {cache_policy!r}"
