@@ -1,5 +1,6 @@
-"""One program, two engines: the ``api`` fixture runs a test on tether and, when LangGraph is
-installed, on LangGraph, so a test asserts that a ported program behaves the same.
+"""One program, two engines. The ``api`` fixture runs a test on tether and, when LangGraph is
+installed, on LangGraph, so a test asserts that a ported program behaves the same; ``load(lib)``
+gives the names a test needs, imported from either library by the same paths.
 
 tests/conftest.py makes the fixture available to every test module.
 """
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -77,3 +79,32 @@ def api(request: pytest.FixtureRequest) -> Api:
         pytest.importorskip("langgraph")
         return _load("langgraph", "langgraph.checkpoint.memory")
     return tether_api()
+
+
+# -- names by path, for tests that parametrize over LIBS ------------------------------------
+
+LIBS = ["tether", "langgraph"]
+
+_NAMES = {
+    "graph": ["StateGraph", "START", "END"],
+    "types": ["Command", "Send", "Overwrite", "CachePolicy"],
+    "errors": ["InvalidUpdateError", "GraphRecursionError", "NodeInterrupt", "GraphInterrupt"],
+    "managed": ["RemainingSteps", "IsLastStep"],
+    "checkpoint.memory": ["InMemorySaver"],
+    "cache.memory": ["InMemoryCache"],
+}
+
+
+def load(lib: str) -> SimpleNamespace:
+    """The names of ``_NAMES`` from ``lib``; skips the test when LangGraph is absent."""
+    if lib == "langgraph":
+        pytest.importorskip("langgraph")
+    found = {}
+    for path, names in _NAMES.items():
+        module = importlib.import_module(f"{lib}.{path}")
+        found.update({n: getattr(module, n) for n in names})
+    return SimpleNamespace(name=lib, **found)
+
+
+def thread(tid: str = "t") -> dict[str, object]:
+    return {"configurable": {"thread_id": tid}}

@@ -6,6 +6,7 @@ import tether
 import tether.checkpoint
 
 EXPECTED_ALL = [
+    "CachePolicy",
     "CheckpointError",
     "Command",
     "CompiledGraph",
@@ -15,6 +16,7 @@ EXPECTED_ALL = [
     "EmptyInputError",
     "EncryptionError",
     "GraphError",
+    "GraphOutput",
     "GraphRecursionError",
     "Interrupt",
     "InterruptError",
@@ -23,6 +25,7 @@ EXPECTED_ALL = [
     "LeaseLostError",
     "MessagesState",
     "NondeterminismError",
+    "Overwrite",
     "RetryPolicy",
     "RunResult",
     "START",

@@ -37,3 +37,42 @@ def test_default_retry_on() -> None:
     assert not default_retry_on(ValueError()) and not default_retry_on(KeyError())
     assert not default_retry_on(InterruptError("x"))
     assert not default_retry_on(KeyboardInterrupt())
+
+
+def test_graph_output_reads_like_langgraphs() -> None:
+    import pytest
+
+    from tether.types import INTERRUPT_KEY, GraphOutput, Interrupt
+
+    out = GraphOutput({"x": 1}, (Interrupt("q", "i1"),))
+    assert out.value == {"x": 1}
+    assert out.interrupts == (Interrupt("q", "i1"),)
+    with pytest.warns(DeprecationWarning, match=r"result\.value"):
+        assert out["x"] == 1
+    with pytest.warns(DeprecationWarning):
+        assert out[INTERRUPT_KEY] == (Interrupt("q", "i1"),)
+    with pytest.warns(DeprecationWarning):
+        assert "x" in out and INTERRUPT_KEY in out and "y" not in out
+
+
+def test_overwrite_is_a_frozen_value_with_langgraphs_fields() -> None:
+    import dataclasses
+
+    import pytest
+
+    from tether.types import Overwrite
+
+    ow = Overwrite([1])
+    assert (ow.value, ow.type) == ([1], "__overwrite__")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        ow.value = []  # type: ignore[misc]
+
+
+def test_default_cache_key_ignores_mapping_order_and_tells_values_apart() -> None:
+    from tether.types import CachePolicy, default_cache_key
+
+    key = CachePolicy().key_func
+    assert key is default_cache_key
+    assert key({"a": 1, "b": [1, 2]}) == key({"b": [1, 2], "a": 1})
+    assert key({"a": 1}) != key({"a": 2})
+    assert CachePolicy().ttl is None

@@ -8,6 +8,9 @@ import uuid
 from collections.abc import Sequence
 from typing import Annotated, Any, TypedDict
 
+REMOVE_ALL_MESSAGES = "__remove_all__"
+"""The id LangGraph gives a ``RemoveMessage`` that clears the whole history (its value)."""
+
 
 def _message_id(msg: Any) -> Any:
     if isinstance(msg, dict):

@@ -4,7 +4,8 @@
     ├── GraphError                 a graph that cannot be built (unknown or unreachable node)
     ├── InvalidUpdateError         a write that cannot be applied (unknown key, two writers)
     ├── GraphRecursionError        the run took more super-steps than ``recursion_limit``
-    ├── EmptyInputError            ``invoke(None, ...)`` on a thread that has nothing to continue
+    │                              (also a ``RecursionError``, as in LangGraph)
+    ├── EmptyInputError            ``invoke(None, ...)`` with nothing to continue, or ``Command()``
     ├── InterruptError             a resume that does not match the pending interrupts
     │   └── InvalidAnswerError     raised by a node to refuse an answer; the interrupt stays open
     ├── NondeterminismError        a replay called a different task than the one recorded
@@ -18,10 +19,22 @@
         ├── CorruptionError        stored bytes fail their checksum, a chain loops, rows are missing
         └── StoreTimeoutError      the store did not answer within its configured timeout
 
+    GraphBubbleUp                  control flow, not an error: a BaseException, so that a node's
+    └── GraphInterrupt             ``except Exception`` cannot swallow a pause
+        └── NodeInterrupt          raise it in a node to pause there with a value (as in LangGraph)
+
+    DroppedUpdateWarning           ``compile(strict=False)`` dropped an unknown key or goto target
+
 Messages name the thing at fault (node, key, interrupt id, thread) and what to do about it.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tether.types import Interrupt
 
 
 class TetherError(Exception):
@@ -36,12 +49,14 @@ class InvalidUpdateError(TetherError):
     """A node's output, the run input or ``update_state`` values cannot be applied."""
 
 
-class GraphRecursionError(TetherError):
-    """The run needed more super-steps than the configured ``recursion_limit``."""
+class GraphRecursionError(TetherError, RecursionError):
+    """The run needed more super-steps than the configured ``recursion_limit``. Also a
+    ``RecursionError``, so code written for LangGraph that catches that still does."""
 
 
 class EmptyInputError(TetherError):
-    """``invoke(None, config)`` was called on a thread that has nothing to resume."""
+    """``invoke(None, config)`` was called on a thread that has nothing to resume, or the
+    input was a ``Command()`` with nothing in it."""
 
 
 class InterruptError(TetherError):
@@ -99,18 +114,59 @@ class StoreTimeoutError(CheckpointError):
     read the thread again before deciding what to redo."""
 
 
+class GraphBubbleUp(BaseException):
+    """Control flow that unwinds a node and is handled by the engine, never an error.
+
+    A BaseException (LangGraph's is an Exception) so that ``except Exception`` around code
+    that pauses cannot swallow the pause; ``except GraphInterrupt`` still catches it."""
+
+
+class GraphInterrupt(GraphBubbleUp):
+    """A node paused: ``interrupt()`` raises a subclass of it. ``args[0]`` holds the
+    ``Interrupt``s."""
+
+    def __init__(self, interrupts: Sequence[Interrupt] = ()) -> None:
+        super().__init__(tuple(interrupts))
+
+    @property
+    def interrupts(self) -> tuple[Interrupt, ...]:
+        found: tuple[Interrupt, ...] = self.args[0] if self.args else ()
+        return found
+
+
+class NodeInterrupt(GraphInterrupt):
+    """Raise it in a node to pause the run there with ``value`` (LangGraph's older way to
+    pause; ``interrupt()`` is the newer). The caller sees ``Interrupt(value, id)``; the node
+    runs again from its start when the thread continues (``invoke(None)`` or a resume)."""
+
+    def __init__(self, value: Any, id: str | None = None) -> None:
+        super().__init__(())
+        self.value = value
+        self.id = id
+
+
+class DroppedUpdateWarning(UserWarning):
+    """A graph compiled with ``strict=False`` dropped a write to a key that is not in the
+    state schema, or a goto, Send or router target that is not a node (as LangGraph does
+    silently). Under the default ``strict=True`` these are errors."""
+
+
 __all__ = [
     "CheckpointError",
     "ConfigError",
     "CorruptionError",
+    "DroppedUpdateWarning",
     "EmptyInputError",
     "EncryptionError",
+    "GraphBubbleUp",
     "GraphError",
+    "GraphInterrupt",
     "GraphRecursionError",
     "InterruptError",
     "InvalidAnswerError",
     "InvalidUpdateError",
     "LeaseLostError",
+    "NodeInterrupt",
     "NondeterminismError",
     "SerializationError",
     "StoreTimeoutError",

@@ -6,16 +6,22 @@ processes and storage without surprises.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import pickle
+import warnings
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
 
 START = "__start__"
 END = "__end__"
 INTERRUPT_KEY = "__interrupt__"
+OVERWRITE_KEY = "__overwrite__"
 
 Durability = Literal["sync", "async", "exit"]
 StreamMode = Literal["values", "updates", "custom"]
+
+StreamWriter = Callable[[Any], None]
+"""What ``get_stream_writer()`` returns: call it with a chunk for ``stream_mode="custom"``."""
 
 T = TypeVar("T")
 
@@ -152,11 +158,89 @@ class RetryPolicy:
 
 
 @dataclass(frozen=True, slots=True)
-class RunResult:
-    """What ``invoke(..., version="v2")`` returns: the output and the pending interrupts."""
+class GraphOutput(Generic[T]):
+    """What ``invoke(..., version="v2")`` returns: the output and the pending interrupts.
+
+    ``result[key]`` and ``key in result`` read the output (and ``"__interrupt__"`` the
+    interrupts) as LangGraph's ``GraphOutput`` still allows, with a DeprecationWarning."""
+
+    value: T
+    interrupts: tuple[Interrupt, ...] = ()
+
+    def __getitem__(self, key: str) -> Any:
+        _warn_item_access()
+        if key == INTERRUPT_KEY:
+            return self.interrupts
+        if isinstance(self.value, dict):
+            return self.value[key]
+        try:
+            return getattr(self.value, key)
+        except AttributeError:
+            raise KeyError(key) from None
+
+    def __contains__(self, key: object) -> bool:
+        _warn_item_access()
+        if key == INTERRUPT_KEY:
+            return bool(self.interrupts)
+        if isinstance(self.value, dict):
+            return key in self.value
+        return isinstance(key, str) and hasattr(self.value, key)
+
+
+def _warn_item_access() -> None:
+    warnings.warn(
+        "reading a GraphOutput like a dict is deprecated: use result.value for the output "
+        "and result.interrupts for the interrupts",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+
+
+RunResult = GraphOutput
+"""tether's earlier name of ``GraphOutput``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Overwrite:
+    """Write ``value`` to a key as is, bypassing its reducer (``{"xs": Overwrite([])}``
+    empties a list that ``operator.add`` would append to).
+
+    In one step a key takes at most one Overwrite (two are an ``InvalidUpdateError``); the
+    Overwrite replaces the value, and the other writes to that key in the step are dropped.
+    ``{"__overwrite__": value}`` is read the same way."""
 
     value: Any
-    interrupts: tuple[Interrupt, ...] = ()
+    type: Literal["__overwrite__"] = "__overwrite__"
+
+
+def _freeze(obj: Any, depth: int = 10) -> Any:
+    """A value with equal parts giving an equal key: mappings sorted, sequences as tuples."""
+    if depth <= 0 or (isinstance(obj, Hashable) and not isinstance(obj, tuple)):
+        return obj
+    if isinstance(obj, Mapping):
+        return tuple(sorted(((k, _freeze(v, depth - 1)) for k, v in obj.items()), key=repr))
+    if isinstance(obj, Sequence | set | frozenset):
+        items = [_freeze(x, depth - 1) for x in obj]
+        return tuple(sorted(items, key=repr) if isinstance(obj, set | frozenset) else items)
+    return obj
+
+
+def default_cache_key(*args: Any, **kwargs: Any) -> bytes:
+    """The default ``CachePolicy.key_func``: the arguments, frozen (mappings sorted) and
+    pickled. The bytes are only hashed into a key, never unpickled."""
+    return pickle.dumps((_freeze(args), _freeze(kwargs)), protocol=5)
+
+
+@dataclass(frozen=True, slots=True)
+class CachePolicy:
+    """Cache a node's (or ``@task``'s) result: a later call whose input gives the same key
+    reuses the result instead of running, within ``ttl``. Needs ``compile(cache=...)``."""
+
+    key_func: Callable[..., str | bytes] = default_cache_key
+    """Turns the node's input (the state it receives, or a Send's argument; a task's
+    arguments) into the key. Default: ``default_cache_key``."""
+    ttl: int | float | None = None
+    """Seconds a cached result stays valid; None: until the cache is cleared."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,3 +267,13 @@ class StateSnapshot:
     parent_config: dict[str, Any] | None
     tasks: tuple[StateTask, ...] = ()
     interrupts: tuple[Interrupt, ...] = ()
+
+
+def interrupt(value: Any, *, id: str | None = None) -> Any:
+    """Pause the running node and surface ``value``; on resume, return the answer (see
+    ``tether.interrupt``, which this is)."""
+    # This module is the bottom layer and must not import the engine when loaded; the call
+    # happens only inside a running node, when the engine is loaded anyway.
+    from tether.engine._runtime import interrupt as engine_interrupt
+
+    return engine_interrupt(value, id=id)

@@ -12,6 +12,7 @@ import functools
 import queue
 import time
 import uuid
+import warnings
 from collections.abc import Generator, Iterator
 from typing import Any
 
@@ -28,6 +29,7 @@ from tether.engine._planner import (
     goto_triggers,
     normalize_output,
     plan_next,
+    with_managed,
 )
 from tether.engine._resume import match_answers
 from tether.engine._runner import Outcome, evaluate_branches, run_step
@@ -38,6 +40,7 @@ from tether.engine._store import LEASE_SECONDS, ThreadState, new_checkpoint_id
 from tether.errors import (
     CheckpointError,
     ConfigError,
+    DroppedUpdateWarning,
     EmptyInputError,
     GraphRecursionError,
     InterruptError,
@@ -139,6 +142,7 @@ class Run:
         self.buffer: list[WriteRow] = []
         self.answered: dict[str, str] = {}
         self.metrics = RunMetrics(self.run_id)
+        self.steps_done = 0
         self.start_writes = self._check_input(input)
         self.state: ThreadState | None = None
         self.ctx = RunContext(
@@ -152,6 +156,7 @@ class Run:
             context=context,
             store=store,
             on_task_result=self._emit_task_result if task_results else None,
+            cache=spec.cache,
         )
 
     # -- storage helpers -------------------------------------------------------------------
@@ -327,6 +332,8 @@ class Run:
                 self._fork(state)
             else:
                 logs = self._load_logs(state)
+                for log in logs.values():
+                    log.forget_raised()
                 statuses = [logs.get(t.id, TaskLog()).status for t in state.tasks]
                 if "runnable" in statuses:
                     self.metrics.kind = "recovery"
@@ -351,6 +358,12 @@ class Run:
         """Everything about the input that can be checked without the thread, checked before
         the run claims it or writes anything. Returns new input as START's writes."""
         resume = isinstance(inp, Command) and inp.has_resume
+        if isinstance(inp, Command) and not resume and inp.update is None and not inp.goto:
+            raise EmptyInputError(
+                "the input is an empty Command(): give it resume=... (answer the pending "
+                "interrupt), update=... (state writes) or goto=... (nodes to run), or pass "
+                "None to continue the thread"
+            )
         if self.saver is None and (inp is None or resume):
             what = "invoke(None, ...)" if inp is None else "Command(resume=...)"
             error = EmptyInputError if inp is None else InterruptError
@@ -376,10 +389,18 @@ class Run:
         out = normalize_output(self.spec, START, inp)
         extra = [k for k, _ in out.writes if k not in self.spec.input_keys]
         if extra:
-            raise InvalidUpdateError(
+            message = (
                 f"input key {extra[0]!r} is not in the input schema "
                 f"(accepted keys: {sorted(self.spec.input_keys)})"
             )
+            if self.spec.strict:
+                raise InvalidUpdateError(message)
+            warnings.warn(
+                f"{message}. Dropped (the graph was compiled with strict=False).",
+                DroppedUpdateWarning,
+                stacklevel=5,
+            )
+            out.writes = [(k, v) for k, v in out.writes if k in self.spec.input_keys]
         return out
 
     def _start(self, state: ThreadState, out: TaskOutput) -> None:
@@ -395,7 +416,8 @@ class Run:
             routed = TaskOutput([], [])
             if START in self.spec.branches:
                 ctx = TaskContext(self.ctx, start, TaskLog(), START)
-                evaluate_branches(self.spec, START, state.values, routed, ctx)
+                values = with_managed(self.spec, state.values, self.limit - 1)
+                evaluate_branches(self.spec, START, values, routed, ctx)
             triggers, _ = plan_next(self.spec, [(start, routed)], {})
         cid = new_checkpoint_id()
         state.joins = {}
@@ -450,6 +472,7 @@ class Run:
                         "if the loop is intended, and continue with invoke(None, config)"
                     )
                 ran = {t.node for t in state.tasks}
+                self.steps_done = steps
                 done = yield from self._step(state, logs)
                 if not done:
                     return
@@ -475,8 +498,9 @@ class Run:
         outcomes: list[Outcome] = []
         self.ctx.step = state.step
         self.ctx.checkpoint_id = state.checkpoint_id or ""
+        values = with_managed(self.spec, state.values, self.limit - 1 - self.steps_done)
         for kind, item in run_step(
-            self.spec, self.ctx, runnable, state.values, logs, self.events_q, live=self.custom
+            self.spec, self.ctx, runnable, values, logs, self.events_q, live=self.custom
         ):
             if kind != "done":
                 yield kind, item
@@ -524,7 +548,10 @@ class Run:
             self._record(rows + self._withdrawn_answers(failed, logs))
         for o in outcomes:
             if o.kind == "done" and o.output is not None:
-                yield "updates", {o.task.node: o.output.update}
+                chunk = {o.task.node: o.output.update}
+                if o.cached:  # as LangGraph marks an update that came from the cache
+                    chunk["__metadata__"] = {"cached": True}
+                yield "updates", chunk
         if failed:
             assert failed[0].error is not None
             raise failed[0].error

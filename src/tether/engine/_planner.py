@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import operator
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,10 +17,14 @@ from typing import Any
 from tether._messages import add_messages, with_message_ids
 from tether.checkpoint._body import derive_task_id
 from tether.engine._spec import Branch, Channel, GraphSpec
-from tether.errors import InvalidUpdateError
-from tether.types import END, START, Command, Send
+from tether.errors import DroppedUpdateWarning, InvalidUpdateError
+from tether.types import END, OVERWRITE_KEY, START, Command, Overwrite, Send
 
 MISSING: Any = object()
+
+DEFERRED = "defer"
+"""The ``joins`` entry holding the deferred nodes that were triggered and wait to run (join
+ids start with "join:", so it cannot clash)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +90,8 @@ def _is_instance(value: Any, cls: Any) -> bool:
 
 
 def _as_items(node: str, update: Any, schema_cls: Any) -> list[tuple[str, Any]]:
+    """A node's return value as (key, value) writes. A returned schema instance writes all
+    its fields (managed keys among them, which the caller drops)."""
     if update is None:
         return []
     if isinstance(update, Mapping):
@@ -111,51 +118,106 @@ def normalize_output(
     """Validate a node's return value into writes and gotos; nothing unknown gets through.
     ``where`` names the writer in errors (default: the node, or "the input" for START)."""
     where = where or (f"node {node!r}" if node != START else "the input")
+    schema_cls = spec.schema.cls
     if isinstance(output, Command):
         if output.has_resume and node != START:
             raise InvalidUpdateError(
                 f"{where} returned Command(resume=...); resume is only valid as run input"
             )
-        items = _as_items(where, output.update, spec.schema.cls)
-        goto = [validate_target(spec, where, t) for t in output.goto_targets()]
+        items = _as_items(where, output.update, schema_cls)
+        targets = [validate_target(spec, where, t) for t in output.goto_targets()]
+        goto = [t for t in targets if t is not None]
         update: Any = output.update
+        instance = output.update is not None and _is_instance(output.update, schema_cls)
     else:
-        items = _as_items(where, output, spec.schema.cls)
+        items = _as_items(where, output, schema_cls)
         goto = []
         update = output
+        instance = output is not None and _is_instance(output, schema_cls)
     channels = spec.channels
+    managed = spec.schema.managed
+    if instance:  # a returned state object carries its managed fields: not writes
+        items = [(k, v) for k, v in items if k not in managed]
+    known = [(k, v) for k, v in items if k in channels]
     for key, _ in items:
         if key not in channels:
-            raise InvalidUpdateError(
-                f"{where} wrote key {key!r}, which is not in the state schema "
-                f"{spec.schema.cls.__name__} (keys: {sorted(channels)}); add it to the schema"
-            )
-    items = [(k, prepare_write(channels[k], v)) for k, v in items]
+            _unknown_key(spec, where, key)
+    items = [(k, prepare_write(channels[k], v)) for k, v in known]
     return TaskOutput(items, [g for g in goto if g != END], update)
+
+
+def _unknown_key(spec: GraphSpec, where: str, key: str) -> None:
+    """A write to a key that is no channel: an error, or with ``strict=False`` a warning."""
+    name = spec.schema.cls.__name__
+    if key in spec.schema.managed:
+        message = (
+            f"{where} wrote key {key!r}, a managed value of {name} (computed by tether for "
+            "each step, never written); remove it from the update"
+        )
+    else:
+        message = (
+            f"{where} wrote key {key!r}, which is not in the state schema {name} "
+            f"(keys: {sorted(spec.channels)}); add it to the schema"
+        )
+    _reject(spec, message)
+
+
+def _reject(spec: GraphSpec, message: str) -> None:
+    if spec.strict:
+        raise InvalidUpdateError(message)
+    warnings.warn(
+        f"{message}. Dropped (the graph was compiled with strict=False).",
+        DroppedUpdateWarning,
+        stacklevel=4,
+    )
+
+
+def overwrite_of(value: Any) -> tuple[bool, Any]:
+    """Whether ``value`` is an Overwrite (``Overwrite(v)`` or ``{"__overwrite__": v}``), and
+    the value it writes."""
+    if isinstance(value, Overwrite):
+        return True, value.value
+    if isinstance(value, dict) and len(value) == 1 and OVERWRITE_KEY in value:
+        return True, value[OVERWRITE_KEY]
+    return False, None
 
 
 def prepare_write(channel: Channel, value: Any) -> Any:
     """A write as it will be stored and folded: messages written to an ``add_messages`` key
-    get their ids here, once, so that every fold of the stored delta gives the same ids."""
+    get their ids here, once, so that every fold of the stored delta gives the same ids. An
+    Overwrite of a key without reducer is just its value; of a reducer key, an ``Overwrite``
+    whatever form it was written in."""
+    is_overwrite, replacement = overwrite_of(value)
+    if is_overwrite:
+        if channel.reducer is None:
+            return replacement
+        if channel.reducer is add_messages:
+            replacement = with_message_ids(replacement)
+        return Overwrite(replacement)
     if channel.reducer is add_messages:
         return with_message_ids(value)
     return value
 
 
-def validate_target(spec: GraphSpec, where: str, target: Any) -> str | Send:
+def validate_target(spec: GraphSpec, where: str, target: Any) -> str | Send | None:
+    """``target`` if it names a node (or END); None when ``strict=False`` drops it."""
     if isinstance(target, Send):
-        if target.node not in spec.nodes:
-            raise InvalidUpdateError(
-                f"{where} sent to node {target.node!r}, which is not in the graph "
-                f"(known nodes: {sorted(spec.nodes)})"
-            )
-        return target
+        if target.node in spec.nodes:
+            return target
+        _reject(
+            spec,
+            f"{where} sent to node {target.node!r}, which is not in the graph "
+            f"(known nodes: {sorted(spec.nodes)})",
+        )
+        return None
     if target == END or (isinstance(target, str) and target in spec.nodes):
         return str(target)
-    raise InvalidUpdateError(
+    _reject(
+        spec,
         f"{where} routed to {target!r}, which is not a node of the graph "
-        f"(known nodes: {sorted(spec.nodes)}, or END)"
+        f"(known nodes: {sorted(spec.nodes)}, or END)",
     )
+    return None
 
 
 def resolve_branch(spec: GraphSpec, branch: Branch, result: Any) -> list[str | Send]:
@@ -164,18 +226,26 @@ def resolve_branch(spec: GraphSpec, branch: Branch, result: Any) -> list[str | S
     raw = list(result) if isinstance(result, list | tuple) else [result]
     out: list[str | Send] = []
     for r in raw:
-        if isinstance(r, Send):
-            out.append(validate_target(spec, where, r))
-            continue
-        if branch.path_map is not None:
+        if not isinstance(r, Send) and branch.path_map is not None:
             if r not in branch.path_map:
                 raise InvalidUpdateError(
                     f"{where} returned {r!r}, which is not a key of its path_map "
                     f"{sorted(map(str, branch.path_map))}"
                 )
             r = branch.path_map[r]
-        out.append(validate_target(spec, where, r))
+        target = validate_target(spec, where, r)
+        if target is not None:
+            out.append(target)
     return [t for t in out if t != END]
+
+
+def with_managed(spec: GraphSpec, values: dict[str, Any], remaining: int) -> dict[str, Any]:
+    """The state as nodes and routers read it: ``values`` plus the schema's managed values
+    for a step after which ``remaining`` more steps may run."""
+    managed = spec.schema.managed
+    if not managed:
+        return values
+    return {**values, **{key: get(remaining) for key, get in managed.items()}}
 
 
 # -- folding ------------------------------------------------------------------------------
@@ -193,10 +263,19 @@ def fold(channel: Channel, current: Any, write: Any) -> Any:
 
 
 def fold_many(channel: Channel, current: Any, writes: Iterable[Any]) -> Any:
-    """Fold a run of writes; list concatenation is done in one pass instead of n copies."""
+    """Fold a run of writes; list concatenation is done in one pass instead of n copies. An
+    Overwrite among them is the result (the step's other writes to the key are dropped)."""
     writes = list(writes)
     if not writes:
         return current
+    replaced = [v for is_over, v in map(overwrite_of, writes) if is_over]
+    if replaced:
+        if len(replaced) > 1:
+            raise InvalidUpdateError(
+                f"key {channel.name!r} received {len(replaced)} Overwrite values in one step; "
+                "a key takes at most one Overwrite per step"
+            )
+        return replaced[0]
     if channel.reducer is add_messages:
         # add_messages over the concatenated writes equals folding them one by one (a later
         # message with a known id replaces it in place either way), in one pass.
@@ -233,6 +312,12 @@ def apply_writes(
             per_key.setdefault(key, []).append(value)
     channels = spec.channels
     for key, names in writers.items():
+        overwriters = [n for n, w in zip(names, per_key[key], strict=True) if overwrite_of(w)[0]]
+        if len(overwriters) > 1:
+            raise InvalidUpdateError(
+                f"key {key!r} received an Overwrite from each of nodes {overwriters} in one "
+                "step; a key takes at most one Overwrite per step, so let one node replace it"
+            )
         if channels[key].reducer is None and len(names) > 1:
             raise InvalidUpdateError(
                 f"key {key!r} was written {len(names)} times in one step (by nodes "
@@ -265,7 +350,9 @@ def plan_next(
 ) -> tuple[list[Trigger], dict[str, frozenset[str]]]:
     """Next step's triggers from the finished tasks' edges, gotos and joins.
 
-    Pull triggers are deduplicated and sorted by node name; Sends keep their order.
+    Pull triggers are deduplicated and sorted by node name; Sends keep their order. A
+    deferred node (``defer=True``) that is triggered waits, kept in ``joins`` under
+    ``DEFERRED``, until a step plans nothing else; then the waiting ones run together.
     """
     pulls: set[str] = set()
     sends: list[Send] = []
@@ -286,6 +373,12 @@ def plan_next(
                 if join.target != END:
                     pulls.add(join.target)
                 seen[join.id] = set()
+    waiting = seen.pop(DEFERRED, set()) | {n for n in pulls if spec.nodes[n].defer}
+    pulls -= waiting
+    if pulls or sends:
+        seen[DEFERRED] = waiting
+    else:
+        pulls = waiting
     triggers = [Trigger(n, False, 0) for n in sorted(pulls)]
     triggers += [Trigger(s.node, True, i, s.arg) for i, s in enumerate(sends)]
     return triggers, {k: frozenset(v) for k, v in seen.items() if v}

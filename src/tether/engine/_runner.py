@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import hashlib
 import queue
 import random
 import threading
@@ -18,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
+from tether.engine import _cached
 from tether.engine._inject import inject
 from tether.engine._planner import (
     MISSING,
@@ -35,7 +37,9 @@ from tether.engine._runtime import (
     set_context,
 )
 from tether.engine._spec import GraphSpec
-from tether.engine._status import TaskLog
+from tether.engine._status import RAISED, TaskLog, output_from_plain, output_to_plain
+from tether.errors import GraphInterrupt
+from tether.errors import NodeInterrupt as RaisedInterrupt
 from tether.types import Command, Interrupt, RetryPolicy
 
 T = TypeVar("T")
@@ -51,6 +55,7 @@ class Outcome:
     interrupt: Interrupt | None = None
     where: str = ""
     error: BaseException | None = None
+    cached: bool = False
 
 
 def run_coroutine(coro: Coroutine[Any, Any, T], loop: asyncio.AbstractEventLoop | None) -> T:
@@ -193,12 +198,45 @@ def run_task(
         return out
 
     try:
+        key = None
+        if node.cache_policy is not None and spec.cache is not None:
+            key = _cached.node_key(task.node, node.fn, node.cache_policy, node_input)
+            hit = _cached.lookup(spec.cache, key)
+            if hit is not _cached.MISS:
+                out = output_from_plain(hit)
+                out.update = dict(out.writes)
+                return Outcome(task, "done", output=out, cached=True)
         output = with_retries(node.retry, attempt, lambda *_: run.count("node_retries"))
+        if key is not None and node.cache_policy is not None:
+            _cached.store(spec.cache, key, output_to_plain(output), node.cache_policy)
     except NodeInterrupt as paused:
         return Outcome(task, "paused", interrupt=paused.interrupt, where=paused.where)
+    except GraphInterrupt as raised:
+        pause = _raised_interrupt(run, task, log, raised)
+        return Outcome(task, "paused", interrupt=pause, where=RAISED)
     except Exception as exc:
         return Outcome(task, "failed", error=exc)
     return Outcome(task, "done", output=output)
+
+
+def _raised_interrupt(
+    run: RunContext, task: PlannedTask, log: TaskLog, raised: GraphInterrupt
+) -> Interrupt:
+    """The pause a node asked for by raising ``NodeInterrupt(value)`` (or a GraphInterrupt).
+
+    Its id, unless given, is derived from the task's position and the number of answers the
+    task has had: a node that raises again after an answer pauses anew instead of finding
+    its old interrupt answered."""
+    if isinstance(raised, RaisedInterrupt):
+        value, given = raised.value, raised.id
+    else:
+        first = raised.interrupts[0] if raised.interrupts else None
+        value, given = (first.value, first.id) if first is not None else (None, None)
+    if given:
+        return Interrupt(value, given)
+    position = TaskContext(run, task, log, task.node).position
+    raw = f"{position}|raised|{len(log.resumes)}"
+    return Interrupt(value, hashlib.blake2b(raw.encode(), digest_size=16).hexdigest())
 
 
 def run_step(

@@ -16,17 +16,17 @@ from typing import Any
 from tether.checkpoint._base import WriteRow
 from tether.engine._planner import PlannedTask
 from tether.engine._status import TaskLog
-from tether.errors import InterruptError, TaskCallError
+from tether.errors import GraphInterrupt, InterruptError, TaskCallError
 from tether.serde import Serializer
 from tether.types import Interrupt
 
 
-class NodeInterrupt(BaseException):
+class NodeInterrupt(GraphInterrupt):
     """Raised by ``interrupt()`` to unwind the node; a BaseException so that a user's
-    ``except Exception`` cannot swallow a pause."""
+    ``except Exception`` cannot swallow a pause (``except GraphInterrupt`` catches it)."""
 
     def __init__(self, interrupt: Interrupt, where: str) -> None:
-        super().__init__(interrupt)
+        super().__init__((interrupt,))
         self.interrupt = interrupt
         self.where = where
 
@@ -43,6 +43,8 @@ class RunContext:
     loop: Any = None
     step: int = 0
     on_node_start: Callable[[], None] | None = None
+    cache: Any = None
+    """The graph's result cache (``compile(cache=...)``), for ``@task``s with a policy."""
     metrics: dict[str, int] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     context: Any = None

@@ -10,7 +10,7 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tether.types import RetryPolicy
+from tether.types import CachePolicy, RetryPolicy
 
 
 def is_async_callable(fn: Callable[..., Any]) -> bool:
@@ -37,6 +37,8 @@ class Schema:
     cls: Any
     channels: dict[str, Channel]
     kind: str  # "typeddict" | "dataclass" | "pydantic" | "dict"
+    managed: dict[str, Callable[[int], Any]] = field(default_factory=dict)
+    """Keys computed per step from the steps remaining (``RemainingSteps``), never stored."""
 
     def is_instance(self, value: Any) -> bool:
         """True for an instance of a dataclass or pydantic schema (TypedDicts have none)."""
@@ -49,7 +51,7 @@ class Schema:
         """The object a node receives: a dict for TypedDicts, an instance otherwise."""
         if self.kind == "typeddict" or self.kind == "dict":
             return dict(values)
-        known = {k: v for k, v in values.items() if k in self.channels}
+        known = {k: v for k, v in values.items() if k in self.channels or k in self.managed}
         return self.cls(**known)
 
 
@@ -62,6 +64,9 @@ class NodeSpec:
     inject: tuple[str, ...]
     is_async: bool
     retry: RetryPolicy | None = None
+    defer: bool = False
+    """Run only once nothing else is left to run (``add_node(..., defer=True)``)."""
+    cache_policy: CachePolicy | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +101,11 @@ class GraphSpec:
     joins_by_source: dict[str, tuple[Join, ...]] = field(default_factory=dict)
     interrupt_before: frozenset[str] = frozenset()
     interrupt_after: frozenset[str] = frozenset()
+    strict: bool = True
+    """False (``compile(strict=False)``): unknown keys and goto targets are dropped with a
+    ``DroppedUpdateWarning`` instead of raising."""
+    cache: Any = None
+    """The ``BaseCache`` given to ``compile(cache=...)``, for nodes with a cache policy."""
 
     @property
     def channels(self) -> dict[str, Channel]:

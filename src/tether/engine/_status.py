@@ -15,9 +15,13 @@ from tether.checkpoint._unreadable import SHAPE_ERRORS, unreadable
 from tether.engine._planner import TaskOutput
 from tether.errors import TetherError
 from tether.serde import Serializer
-from tether.types import Interrupt, Send
+from tether.types import Interrupt, Overwrite, Send
 
 Status = Literal["done", "paused", "runnable"]
+
+RAISED = "raised"
+"""The call position stored with a pause a node raised (``NodeInterrupt``) rather than asked
+for with ``interrupt()`` (whose positions contain "#")."""
 
 WITHDRAWN = "\x00tether:withdrawn-answer"
 """Stored over a resume row to take an answer back (the row is replaced, not deleted)."""
@@ -42,22 +46,39 @@ class TaskLog:
             return "paused"
         return "runnable"
 
+    def forget_raised(self) -> None:
+        """Drop an unanswered pause the node raised: a run that continues with ``None`` runs
+        the node again, as LangGraph does (it may pass now that the state was updated)."""
+        iid = self.positions.get(RAISED)
+        if iid is not None and iid not in self.resumes:
+            self.interrupts.pop(iid, None)
+
     def pending_interrupts(self) -> list[Interrupt]:
         if self.output is not None:
             return []
         return [i for k, i in self.interrupts.items() if k not in self.resumes]
 
 
-def encode_output(serde: Serializer, out: TaskOutput) -> bytes:
+def output_to_plain(out: TaskOutput) -> list[Any]:
+    """A task's writes and gotos as plain lists (an Overwrite is ``[key, value, 1]``), as
+    stored in an output row and in a cache."""
     goto = [["s", g.node, g.arg] if isinstance(g, Send) else ["n", g] for g in out.goto]
-    return serde.dumps([[[k, v] for k, v in out.writes], goto])
+    writes = [[k, v.value, 1] if isinstance(v, Overwrite) else [k, v] for k, v in out.writes]
+    return [writes, goto]
+
+
+def output_from_plain(plain: Any) -> TaskOutput:
+    writes, goto = plain
+    targets: list[str | Send] = [Send(g[1], g[2]) if g[0] == "s" else g[1] for g in goto]
+    return TaskOutput([(w[0], Overwrite(w[1]) if len(w) > 2 else w[1]) for w in writes], targets)
+
+
+def encode_output(serde: Serializer, out: TaskOutput) -> bytes:
+    return serde.dumps(output_to_plain(out))
 
 
 def decode_output(serde: Serializer, payload: bytes) -> TaskOutput:
-    decoded: Any = serde.loads(payload)
-    writes, goto = decoded
-    targets: list[str | Send] = [Send(g[1], g[2]) if g[0] == "s" else g[1] for g in goto]
-    return TaskOutput([(k, v) for k, v in writes], targets)
+    return output_from_plain(serde.loads(payload))
 
 
 def collect_logs(serde: Serializer, rows: Iterable[WriteRow], thread_id: str) -> dict[str, TaskLog]:

@@ -20,7 +20,7 @@ from tether._messages import add_messages
 from tether.checkpoint._base import CheckpointRow, Head, Owner, Saver, ValueRow, WriteRow
 from tether.checkpoint._body import Body, TaskRecord, decode_body, encode_body, is_inline
 from tether.checkpoint._unreadable import unreadable
-from tether.engine._planner import PlannedTask, fold_many
+from tether.engine._planner import PlannedTask, fold_many, overwrite_of
 from tether.engine._spec import Channel, GraphSpec
 from tether.errors import CheckpointError, SerializationError, TetherError
 
@@ -117,6 +117,9 @@ class ThreadState:
     chains: dict[str, ChainStat] = field(default_factory=dict)
     pending: dict[str, list[Any]] = field(default_factory=dict)
     dirty: set[str] = field(default_factory=set)
+    overwritten: set[str] = field(default_factory=set)
+    """Reducer channels given an Overwrite since the last commit: stored as a snapshot, since
+    a delta folded onto the old chain would not replace it."""
     tasks: list[PlannedTask] = field(default_factory=list)
     joins: dict[str, frozenset[str]] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
@@ -195,6 +198,8 @@ class ThreadState:
             self.dirty.add(key)
             if self.spec.channels[key].reducer is not None:
                 self.pending.setdefault(key, []).extend(writes)
+                if any(overwrite_of(w)[0] for w in writes):
+                    self.overwritten.add(key)
 
     def plan(self, tasks: list[PlannedTask], checkpoint_id: str) -> None:
         self.tasks = tasks
@@ -228,7 +233,8 @@ class ThreadState:
                 continue
             versions[key] = version
             stat = chains.get(key)
-            if channel.reducer is not None and stat is not None and key in self.pending:
+            delta_ok = key in self.pending and key not in self.overwritten
+            if channel.reducer is not None and stat is not None and delta_ok:
                 code = reducer_code(channel)
                 delta = self._encode(key, [code, self.pending[key]])
                 if not needs_snapshot(stat, len(delta), one_pass_fold=code != 0):
@@ -277,6 +283,7 @@ class ThreadState:
             self.committed_id = self.checkpoint_id
             self.dirty.clear()
             self.pending.clear()
+            self.overwritten.clear()
             return
         assert self.checkpoint_id is not None
         expected = self.head.version if self.head is not None else None
@@ -315,6 +322,7 @@ class ThreadState:
         self.created_at = now
         self.dirty.clear()
         self.pending.clear()
+        self.overwritten.clear()
 
     def output_values(self) -> dict[str, Any]:
         keys = self.spec.output_keys

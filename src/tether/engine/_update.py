@@ -12,13 +12,14 @@ from typing import Any
 
 from tether.checkpoint._base import Saver
 from tether.checkpoint._body import decode_body
-from tether.engine._loop import checkpoint_id_of, thread_id_of
+from tether.engine._loop import DEFAULT_RECURSION_LIMIT, checkpoint_id_of, thread_id_of
 from tether.engine._planner import (
     PlannedTask,
     apply_writes,
     assign_ids,
     normalize_output,
     plan_next,
+    with_managed,
 )
 from tether.engine._runner import evaluate_branches
 from tether.engine._runtime import RunContext, TaskContext
@@ -62,7 +63,9 @@ def update_state(
     cid = new_checkpoint_id()
     if node is not None:
         run = RunContext(thread_id, saver.serde, dict(config), lambda _rows: None, None)
-        evaluate_branches(spec, node, state.values, out, TaskContext(run, writer, TaskLog(), node))
+        limit = config.get("recursion_limit", DEFAULT_RECURSION_LIMIT)
+        values = with_managed(spec, state.values, limit - 1)
+        evaluate_branches(spec, node, values, out, TaskContext(run, writer, TaskLog(), node))
         triggers, joins = plan_next(spec, [(writer, out)], {} if node == START else state.joins)
         state.joins = joins
         state.tasks = assign_ids(thread_id, cid, triggers)

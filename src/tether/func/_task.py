@@ -16,12 +16,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from tether.checkpoint._base import WriteRow
+from tether.engine import _cached
 from tether.engine._inject import inject, injected_params, positional_names, unbound
 from tether.engine._runner import call_user, with_retries
 from tether.engine._runtime import TaskContext, current_context
 from tether.engine._spec import is_async_callable
 from tether.errors import NondeterminismError, SerializationError, TaskCallError
-from tether.types import RetryPolicy
+from tether.types import CachePolicy, RetryPolicy
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -71,11 +72,17 @@ class TaskFunction(Generic[P, T]):
     """A function wrapped by ``@task``. Calling it inside a node returns a TaskFuture."""
 
     def __init__(
-        self, fn: Callable[P, T], *, name: str | None = None, retry_policy: RetryPolicy | None
+        self,
+        fn: Callable[P, T],
+        *,
+        name: str | None = None,
+        retry_policy: RetryPolicy | None,
+        cache_policy: CachePolicy | None = None,
     ) -> None:
         self.fn = fn
         self.name: str = name or str(getattr(fn, "__name__", "task"))
         self.retry_policy = retry_policy
+        self.cache_policy = cache_policy
         self.is_async = is_async_callable(fn)
         self._inject = injected_params(fn)
         self._positional = positional_names(fn) if self._inject else ()
@@ -107,8 +114,18 @@ class TaskFunction(Generic[P, T]):
         child = ctx.child(key, self.name)
         call = functools.partial(self.fn, *args, **kwargs)
         fill = unbound(self._inject, self._positional, args, kwargs)
+        cache_key = None
+        if self.cache_policy is not None and ctx.run.cache is not None:
+            cache_key = _cached.task_key(self.name, self.fn, self.cache_policy, args, kwargs)
         future = _TASK_POOL.submit(
-            contextvars.copy_context().run, self._execute, child, call, fill, key, arg_hash
+            contextvars.copy_context().run,
+            self._execute,
+            child,
+            call,
+            fill,
+            key,
+            arg_hash,
+            cache_key,
         )
         ctx.futures.append(future)
         return TaskFuture(future)
@@ -120,6 +137,7 @@ class TaskFunction(Generic[P, T]):
         fill: tuple[str, ...],
         key: str,
         arg_hash: str,
+        cache_key: _cached.FullKey | None = None,
     ) -> T:
         ctx.first_attempt_at = time.time()
 
@@ -128,7 +146,16 @@ class TaskFunction(Generic[P, T]):
             kwargs = inject(fill, ctx) if fill else None
             return call_user(call, self.is_async, (), ctx, kwargs)  # type: ignore[no-any-return]
 
-        result = with_retries(self.retry_policy, attempt, lambda *_: ctx.run.count("task_retries"))
+        cache, policy = ctx.run.cache, self.cache_policy
+        hit = _cached.MISS if cache_key is None else _cached.lookup(cache, cache_key)
+        if hit is not _cached.MISS:  # journaled below like a result, so a replay agrees
+            result: T = hit
+        else:
+            result = with_retries(
+                self.retry_policy, attempt, lambda *_: ctx.run.count("task_retries")
+            )
+            if cache_key is not None and policy is not None:
+                _cached.store(cache, cache_key, result, policy)
         serde = ctx.run.serde
         if serde is not None:
             try:
@@ -153,7 +180,10 @@ def task(fn: Callable[P, T], /) -> TaskFunction[P, T]: ...
 
 @overload
 def task(
-    *, name: str | None = None, retry_policy: RetryPolicy | None = None
+    *,
+    name: str | None = None,
+    retry_policy: RetryPolicy | None = None,
+    cache_policy: CachePolicy | None = None,
 ) -> Callable[[Callable[P, T]], TaskFunction[P, T]]: ...
 
 
@@ -163,12 +193,14 @@ def task(
     *,
     name: str | None = None,
     retry_policy: RetryPolicy | None = None,
+    cache_policy: CachePolicy | None = None,
 ) -> TaskFunction[P, T] | Callable[[Callable[P, T]], TaskFunction[P, T]]:
-    """Make ``fn`` a durable step: ``@task`` or ``@task(retry_policy=RetryPolicy(...))``."""
+    """Make ``fn`` a durable step: ``@task`` or ``@task(retry_policy=RetryPolicy(...))``;
+    ``cache_policy`` reuses a result for the same arguments (with ``compile(cache=...)``)."""
     if fn is not None:
-        return TaskFunction(fn, name=name, retry_policy=retry_policy)
+        return TaskFunction(fn, name=name, retry_policy=retry_policy, cache_policy=cache_policy)
 
     def wrap(f: Callable[P, T]) -> TaskFunction[P, T]:
-        return TaskFunction(f, name=name, retry_policy=retry_policy)
+        return TaskFunction(f, name=name, retry_policy=retry_policy, cache_policy=cache_policy)
 
     return wrap

@@ -3,5 +3,6 @@
 from tether._messages import MessagesState, add_messages
 from tether.graph._builder import StateGraph
 from tether.graph._compiled import CompiledGraph
+from tether.types import END, START
 
-__all__ = ["CompiledGraph", "MessagesState", "StateGraph", "add_messages"]
+__all__ = ["END", "START", "CompiledGraph", "MessagesState", "StateGraph", "add_messages"]

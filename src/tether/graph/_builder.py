@@ -1,7 +1,8 @@
 """StateGraph: declare nodes and edges over a state schema, then ``compile`` into a runnable.
 
-Every structural mistake (unknown node, unreachable node, reserved name, no entry point) is
-raised here, naming the node, so that a run never discovers it halfway.
+Every structural mistake (unknown node, reserved name, no entry point) is raised here, naming
+the node, so that a run never discovers it halfway. A node without an edge into it is allowed:
+it may be reached through ``Command(goto=...)``, which is checked when the run routes there.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import warnings
 from collections.abc import Callable, Hashable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, get_args, get_origin
 
+from tether.cache.base import BaseCache
 from tether.engine._inject import injected_params
 from tether.engine._spec import (
     Branch,
@@ -21,8 +23,9 @@ from tether.engine._spec import (
     is_async_callable,
 )
 from tether.errors import GraphError
+from tether.graph._compiled import check_checkpointer
 from tether.graph._schema import build_schema
-from tether.types import END, START, Command, RetryPolicy
+from tether.types import END, START, CachePolicy, Command, RetryPolicy
 
 if TYPE_CHECKING:
     from tether.checkpoint import Saver
@@ -119,6 +122,8 @@ class StateGraph:
                 )
         self._nodes: dict[str, NodeSpec] = {}
         self._destinations: dict[str, tuple[str, ...] | None] = {}
+        self._labels: dict[str, dict[str, str]] = {}
+        self._metadata: dict[str, dict[str, Any]] = {}
         self._edges: list[tuple[str, str]] = []
         self._joins: list[tuple[tuple[str, ...], str]] = []
         self._branches: list[Branch] = []
@@ -130,12 +135,23 @@ class StateGraph:
         node: str | Callable[..., Any],
         action: Callable[..., Any] | None = None,
         *,
+        defer: bool = False,
+        metadata: dict[str, Any] | None = None,
         retry_policy: RetryPolicy | None = None,
-        destinations: Sequence[str] | None = None,
+        cache_policy: CachePolicy | None = None,
+        destinations: dict[str, str] | Sequence[str] | None = None,
     ) -> StateGraph:
-        """Add a node. ``add_node(fn)`` names it after the function; ``destinations`` declares
-        where a node that returns ``Command(goto=...)`` may go (also read from a
-        ``-> Command[Literal[...]]`` annotation)."""
+        """Add a node. ``add_node(fn)`` names it after the function.
+
+        - ``defer``: run the node only when nothing else is left to run in the run.
+        - ``metadata``: shown on the node in ``get_graph()``.
+        - ``retry_policy``: retry the node after an exception.
+        - ``cache_policy``: reuse the node's result for the same input (needs
+          ``compile(cache=...)``).
+        - ``destinations``: where a node that returns ``Command(goto=...)`` may go, drawn in
+          ``get_graph()`` (a dict maps each to an edge label). Also read from a
+          ``-> Command[Literal[...]]`` annotation. Nodes reached only through ``goto`` need
+          not be declared."""
         if action is None:
             if not callable(node):
                 raise GraphError(f"add_node({node!r}) needs a function to run")
@@ -152,16 +168,32 @@ class StateGraph:
             raise GraphError(f"node {name!r} is already in the graph; node names are unique")
         if not callable(action):
             raise GraphError(f"node {name!r}: {action!r} is not callable")
+        if retry_policy is not None and not isinstance(retry_policy, RetryPolicy):
+            raise GraphError(
+                f"node {name!r}: retry_policy must be one RetryPolicy, got {retry_policy!r} "
+                "(LangGraph's list of policies, first match wins, is not supported yet)"
+            )
+        if cache_policy is not None and not isinstance(cache_policy, CachePolicy):
+            raise GraphError(
+                f"node {name!r}: cache_policy must be a CachePolicy, got {cache_policy!r}"
+            )
         self._nodes[name] = NodeSpec(
             name,
             action,
             injected_params(action, f"node {name!r}"),
             is_async_callable(action),
             retry_policy,
+            defer=defer,
+            cache_policy=cache_policy,
         )
-        self._destinations[name] = (
-            tuple(destinations) if destinations is not None else _command_destinations(action)
-        )
+        self._metadata[name] = dict(metadata or {})
+        if isinstance(destinations, dict):
+            self._destinations[name] = tuple(destinations)
+            self._labels[name] = dict(destinations)
+        else:
+            self._destinations[name] = (
+                tuple(destinations) if destinations is not None else _command_destinations(action)
+            )
         return self
 
     def add_sequence(
@@ -267,37 +299,6 @@ class StateGraph:
                 "graph has no entry point: add an edge from START, e.g. "
                 "add_edge(START, 'first_node')"
             )
-        self._check_reachable()
-
-    def _check_reachable(self) -> None:
-        succ: dict[str, set[str]] = {}
-        everywhere = set(self._nodes)
-        for a, b in self._edges:
-            succ.setdefault(a, set()).add(b)
-        for sources, target in self._joins:
-            for s in sources:
-                succ.setdefault(s, set()).add(target)
-        for br in self._branches:
-            targets = set(br.path_map.values()) if br.path_map is not None else everywhere
-            succ.setdefault(br.source, set()).update(targets)
-        for name, dests in self._destinations.items():
-            if dests is not None:
-                succ.setdefault(name, set()).update(dests)
-        seen = {START}
-        todo = [START]
-        while todo:
-            for nxt in succ.get(todo.pop(), ()):
-                if nxt not in seen:
-                    seen.add(nxt)
-                    todo.append(nxt)
-        unreachable = sorted(set(self._nodes) - seen)
-        if unreachable:
-            raise GraphError(
-                f"node {unreachable[0]!r} is unreachable from START"
-                + (f" (also {unreachable[1:]})" if len(unreachable) > 1 else "")
-                + "; add an edge to it, or declare it in destinations=... of the node that "
-                "routes to it with Command(goto=...)"
-            )
 
     def _breakpoints(
         self, what: str, names: Sequence[str] | str | None, checkpointer: Saver | None
@@ -354,27 +355,51 @@ class StateGraph:
         self,
         checkpointer: Saver | None = None,
         *,
+        cache: BaseCache | None = None,
         interrupt_before: Sequence[str] | str | None = None,
         interrupt_after: Sequence[str] | str | None = None,
         name: str = "graph",
         store: Any = None,
+        strict: bool = True,
     ) -> CompiledGraph:
         """Check the graph and return a runnable bound to ``checkpointer`` (None: no memory
-        between invokes, and no interrupts). ``interrupt_before`` / ``interrupt_after`` are
-        static breakpoints: node names (or "*" for all) where a run stops before or after
-        the node; ``invoke(None, config)`` continues it. ``store`` is handed to nodes as
-        ``runtime.store``, a ``store`` parameter and ``get_store()``; tether passes it
-        through untouched (any object: a LangGraph ``BaseStore`` works)."""
+        between invokes, and no interrupts).
+
+        - ``cache``: where nodes with a ``cache_policy`` keep their results
+          (``InMemoryCache()``).
+        - ``interrupt_before`` / ``interrupt_after``: static breakpoints, node names (or "*"
+          for all) where a run stops before or after the node; ``invoke(None, config)``
+          continues it.
+        - ``strict=False``: for porting. Writes to keys that are not in the state schema
+          and goto, Send or router targets that are not nodes are dropped with a
+          ``DroppedUpdateWarning``, as LangGraph drops them, instead of raising.
+        - ``store``: handed to nodes as ``runtime.store``, a ``store`` parameter and
+          ``get_store()``; tether passes it through untouched (any object: a LangGraph
+          ``BaseStore`` works)."""
         from dataclasses import replace
 
         from tether.graph._compiled import CompiledGraph
         from tether.serde import default_registry
 
+        checkpointer = check_checkpointer(checkpointer)
+        if cache is not None and not isinstance(cache, BaseCache):
+            raise GraphError(
+                f"compile(cache=...) takes a tether cache such as InMemoryCache() from "
+                f"tether.cache.memory, got {type(cache).__name__}"
+            )
         spec = self.spec()
         before = self._breakpoints("interrupt_before", interrupt_before, checkpointer)
         after = self._breakpoints("interrupt_after", interrupt_after, checkpointer)
-        spec = replace(spec, interrupt_before=before, interrupt_after=after)
+        spec = replace(
+            spec,
+            interrupt_before=before,
+            interrupt_after=after,
+            strict=bool(strict),
+            cache=cache,
+        )
         default_registry.register_schema(spec.schema.cls)
-        return CompiledGraph(
+        compiled = CompiledGraph(
             spec, checkpointer, name=name, store=store, context_schema=self._context_schema
         )
+        compiled.builder = self
+        return compiled

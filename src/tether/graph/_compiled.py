@@ -47,6 +47,26 @@ def _with_interrupts(output: Any, interrupts: Any) -> dict[str, Any]:
     return {INTERRUPT_KEY: interrupts}
 
 
+def check_checkpointer(checkpointer: Any) -> Saver | None:
+    """The saver a graph is bound to: a tether saver, or None (also given as ``False``, as
+    LangGraph spells "no checkpointer"). Anything else is refused before the graph exists."""
+    if checkpointer is None or checkpointer is False:
+        return None
+    if isinstance(checkpointer, Saver):
+        return checkpointer
+    if checkpointer is True:
+        raise ConfigError(
+            "checkpointer=True gives a subgraph checkpoints of its own in LangGraph; tether "
+            "does not run subgraphs yet. Pass a tether saver (InMemorySaver(), "
+            "SqliteSaver(...), PostgresSaver(...), RedisSaver(...)) or None"
+        )
+    raise ConfigError(
+        f"checkpointer must be a tether saver (InMemorySaver(), SqliteSaver(...), "
+        f"PostgresSaver(...), RedisSaver(...) from tether.checkpoint) or None, got "
+        f"{type(checkpointer).__name__} {checkpointer!r:.60}"
+    )
+
+
 def _modes(stream_mode: str | Sequence[str]) -> tuple[list[str], bool]:
     single = isinstance(stream_mode, str)
     modes = [stream_mode] if isinstance(stream_mode, str) else list(stream_mode)
@@ -76,11 +96,13 @@ class CompiledGraph:
         values_on_input: bool = True,
     ) -> None:
         self.spec = spec
-        self.checkpointer = checkpointer
+        self.checkpointer = check_checkpointer(checkpointer)
         self.name = name
         self.store = store
         self.context_schema = context_schema
         self._values_on_input = values_on_input
+        self.builder: Any = None
+        """The StateGraph this was compiled from (None for an ``@entrypoint``)."""
         self._present = present
         self._state_view = state_view
         self._prepare_input = prepare_input
@@ -89,7 +111,7 @@ class CompiledGraph:
     def with_checkpointer(self, checkpointer: Saver | None) -> CompiledGraph:
         """The same graph bound to another saver (the CLI binds a user's graph to a DB)."""
         clone = copy.copy(self)
-        clone.checkpointer = checkpointer
+        clone.checkpointer = check_checkpointer(checkpointer)
         return clone
 
     # -- running ---------------------------------------------------------------------------
@@ -266,6 +288,26 @@ class CompiledGraph:
         finally:
             await loop.run_in_executor(_RUN_POOL, ctx.run, events.close)
         return self._finish(run, version)
+
+    # -- drawing ---------------------------------------------------------------------------
+
+    def get_graph(self, config: dict[str, Any] | None = None, *, xray: bool | int = False) -> Any:
+        """The graph's nodes and edges, as LangGraph's ``get_graph()`` gives them:
+        langchain-core's ``Graph`` when it is installed (``draw_mermaid()``,
+        ``draw_mermaid_png()``, ``draw_ascii()``), else a ``DrawableGraph`` with
+        ``draw_mermaid()``. ``config`` and ``xray`` are accepted for LangGraph's signature;
+        tether has no subgraphs to expand."""
+        from tether.graph._drawing import draw_graph
+
+        builder = self.builder
+        if builder is None:
+            return draw_graph(self.spec, {}, {})
+        destinations = {
+            name: {t: builder._labels.get(name, {}).get(t) for t in dests}
+            for name, dests in builder._destinations.items()
+            if dests
+        }
+        return draw_graph(self.spec, destinations, builder._metadata)
 
     # -- state -----------------------------------------------------------------------------
 

@@ -1,7 +1,8 @@
 """State schemas to channels: one channel per key, with a reducer when the key is Annotated.
 
 A schema is a TypedDict, a dataclass or a pydantic model. ``Annotated[T, reducer]`` (any
-callable of two arguments) makes a reducer channel; every other key keeps its last value.
+callable of two arguments) makes a reducer channel; every other key keeps its last value. A key
+typed as a managed value (``RemainingSteps``) is no channel: the engine computes it per step.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any, get_args, get_origin
 
 from tether.engine._spec import Channel, Schema
 from tether.errors import GraphError
+from tether.managed._values import is_managed
 
 
 def _reducer_of(tp: Any, owner: str, key: str) -> Callable[[Any, Any], Any] | None:
@@ -36,6 +38,15 @@ def _reducer_of(tp: Any, owner: str, key: str) -> Callable[[Any, Any], Any] | No
                     f"{getattr(meta, '__name__', meta)!r} takes {len(positional)}"
                 )
             return typing.cast(Callable[[Any, Any], Any], meta)
+    return None
+
+
+def _managed_of(tp: Any) -> Callable[[int], Any] | None:
+    if get_origin(tp) is not typing.Annotated:
+        return None
+    for meta in tp.__metadata__:
+        if is_managed(meta):
+            return typing.cast(Callable[[int], Any], meta.get)
     return None
 
 
@@ -84,8 +95,10 @@ def build_schema(cls: Any) -> Schema:
     """Turn a schema class into channels; reducer signatures are checked here, once."""
     kind, hints = _fields(cls)
     owner = getattr(cls, "__name__", repr(cls))
+    managed = {key: get for key, tp in hints.items() if (get := _managed_of(tp)) is not None}
     channels = {
         key: Channel(key, _reducer_of(tp, owner, key), _default_factory(tp))
         for key, tp in hints.items()
+        if key not in managed
     }
-    return Schema(cls, channels, kind)
+    return Schema(cls, channels, kind, managed)
