@@ -545,3 +545,33 @@ def test_encrypted_store_shows_a_failed_task_only_with_the_key(tmp_path: Path) -
     assert "thread 's1'" in without and "encrypted" in without and secret not in without
     listed = run("threads", db).stdout
     assert " s1 " in listed and "? s1: thread 's1'" in listed
+
+
+def test_threads_lists_every_redis_thread_when_one_lost_a_key(redis_url: str) -> None:
+    """A Redis thread whose head lists a key that is gone (evicted) fails its own row only."""
+    import redis
+
+    from tether.checkpoint import RedisSaver
+
+    class S(TypedDict):
+        n: int
+
+    saver = RedisSaver(redis_url)  # the CLI opens the default prefix
+    g = StateGraph(S)
+    g.add_node("inc", lambda s: {"n": s["n"] + 1})
+    g.add_edge(START, "inc")
+    app_ = g.compile(checkpointer=saver)
+    try:
+        for tid in ("ok", "hurt"):
+            app_.invoke({"n": 1}, {"configurable": {"thread_id": tid}})
+        client = redis.Redis.from_url(redis_url)
+        assert client.delete("tether:{hurt}:cp") == 1
+        client.close()
+        out = run("threads", redis_url).stdout
+        assert " ok " in out and " hurt " in out
+        (note,) = [ln for ln in out.splitlines() if ln.startswith("? hurt:")]
+        assert "thread 'hurt'" in note and "evicted" in note
+    finally:
+        for tid in ("ok", "hurt"):
+            saver.delete_thread(tid)
+        saver.close()

@@ -70,6 +70,18 @@ def _state(saver: Saver, thread_id: str, graph: str | None) -> StateSnapshot:
 
 
 @app.command()
+def _unread_row(saver: Saver, tid: str) -> _render.ThreadRow:
+    """The row of a thread whose state cannot be read: its head and step where those read."""
+    try:
+        head = saver.get_head(tid)
+        row = saver.get_checkpoint(tid, head.checkpoint_id) if head is not None else None
+    except TetherError:
+        return _render.ThreadRow(tid, "?", None, None, None)
+    cid = head.checkpoint_id if head is not None else "?"
+    return _render.ThreadRow(tid, cid, row.step if row is not None else None, None, None)
+
+
+@app.command()
 def threads(db: DbArg, graph: GraphOpt = None) -> None:
     """List threads: head checkpoint, step, next nodes and pending interrupts."""
     out = _render.stdout_console()
@@ -79,10 +91,10 @@ def threads(db: DbArg, graph: GraphOpt = None) -> None:
         unreadable: list[str] = []
         damaged: list[tuple[str, str]] = []
         for tid in saver.list_threads():
-            head = saver.get_head(tid)
-            if head is None:
-                continue
             try:
+                head = saver.get_head(tid)
+                if head is None:
+                    continue
                 snap = (
                     compiled.get_state(_config(tid))
                     if compiled is not None
@@ -91,9 +103,7 @@ def threads(db: DbArg, graph: GraphOpt = None) -> None:
             except TetherError as exc:
                 # One thread that cannot be read (it needs its graph for a custom reducer, it
                 # is damaged, or encrypted) must not hide the others.
-                row = saver.get_checkpoint(tid, head.checkpoint_id)
-                step = row.step if row is not None else None
-                rows.append(_render.ThreadRow(tid, head.checkpoint_id, step, None, None))
+                rows.append(_unread_row(saver, tid))
                 if isinstance(exc, CorruptionError | EncryptionError):
                     damaged.append((tid, str(exc)))
                 else:
