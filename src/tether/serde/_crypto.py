@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import binascii
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from tether.errors import ConfigError, EncryptionError
-from tether.serde._base import Serializer
+from tether.serde._base import Serializer, loads_many
 from tether.serde._envelope import (
     MAX_KEY_ID_BYTES,
     NONCE_SIZE,
@@ -115,6 +115,13 @@ class EncryptedSerializer:
         return header + nonce + self._active_cipher.encrypt(nonce, plaintext, header)
 
     def loads(self, data: bytes) -> object:
+        return self._inner.loads(self._decrypt(data))
+
+    def loads_many(self, records: Sequence[bytes]) -> list[object]:
+        """Decrypt each record, then decode them together (see ``loads_many``)."""
+        return loads_many(self._inner, [self._decrypt(r) for r in records])
+
+    def _decrypt(self, data: bytes) -> bytes:
         data = bytes(data)
         if not is_encrypted(data):
             raise EncryptionError(
@@ -141,7 +148,7 @@ class EncryptedSerializer:
                 f"cannot decrypt record with key id {key_id!r}: authentication failed (wrong "
                 "key for that id, or the record was tampered with)"
             ) from None
-        return self._inner.loads(plaintext)
+        return plaintext
 
 
 def _check_key_id(key_id: object) -> None:
