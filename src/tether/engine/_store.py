@@ -8,6 +8,7 @@ nothing in memory either.
 
 from __future__ import annotations
 
+import dataclasses
 import operator
 import os
 import time
@@ -19,9 +20,12 @@ from typing import Any
 from tether._messages import add_messages
 from tether.checkpoint._base import CheckpointRow, Head, Owner, Saver, ValueRow, WriteRow
 from tether.checkpoint._body import Body, TaskRecord, decode_body, encode_body, is_inline
+from tether.engine._cache import CheckpointCache
 from tether.engine._planner import PlannedTask, fold_many
 from tether.engine._spec import Channel, GraphSpec
 from tether.errors import CheckpointError, SerializationError
+from tether.serde import Serializer
+from tether.serde._base import loads_many
 
 SNAPSHOT_RATIO = 8
 """A reducer channel snapshots when its deltas since the last snapshot outweigh the snapshot
@@ -98,6 +102,59 @@ def needs_snapshot(stat: ChainStat, delta_bytes: int, *, one_pass_fold: bool = T
     return stat.deltas >= SMALL_CHAIN and stat.snapshot_bytes <= SMALL_SNAPSHOT
 
 
+# -- reading values ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CachedValue:
+    """One channel's value at a checkpoint, as ``VALUE_CACHE`` keeps it."""
+
+    version: int
+    reducer: Callable[[Any, Any], Any] | None
+    """What the deltas were folded with; None for a value stored whole."""
+    code: int
+    """The reducer code stored with the deltas (0 without deltas)."""
+    payload: bytes
+    """The value encoded with the saver's serializer."""
+    stat: ChainStat
+
+
+VALUE_CACHE: CheckpointCache[dict[str, CachedValue]] = CheckpointCache()
+"""Values of the checkpoints ``get_state`` read in this process (see ``engine/_cache.py``)."""
+
+
+def decode_records(
+    serde: Serializer, thread_id: str, names: list[str], payloads: list[bytes]
+) -> list[Any]:
+    """Decode the stored payloads of state keys ``names`` in one pass."""
+    try:
+        return loads_many(serde, payloads)
+    except SerializationError as exc:
+        keys = ", ".join(repr(n) for n in dict.fromkeys(names))
+        raise CheckpointError(
+            f"thread {thread_id!r}: stored value of state key {keys} cannot be decoded: {exc}"
+        ) from exc
+
+
+def decode_chain(serde: Serializer, thread_id: str, name: str, chain: list[ValueRow]) -> list[Any]:
+    """A chain's payloads decoded: the full value, then each delta as ``[code, writes]``."""
+    return decode_records(serde, thread_id, [name] * len(chain), [r.payload for r in chain])
+
+
+def fold_channel(spec: GraphSpec, thread_id: str, name: str, decoded: list[Any]) -> Channel | None:
+    """What a decoded chain's deltas fold with: the graph's channel, else the reducer named
+    by the code stored with the deltas (reading without the graph); None without deltas."""
+    if len(decoded) < 2:
+        return None
+    return spec.channels.get(name) or channel_for_code(thread_id, name, decoded[1][0])
+
+
+def fold_chain(fold_with: Channel | None, decoded: list[Any]) -> Any:
+    if fold_with is None:
+        return decoded[0]
+    return fold_many(fold_with, decoded[0], (w for d in decoded[1:] for w in d[1]))
+
+
 @dataclass(slots=True)
 class ThreadState:
     """The loop's working copy of one thread."""
@@ -134,8 +191,11 @@ class ThreadState:
         thread_id: str,
         head: Head | None,
         checkpoint_id: str | None = None,
+        *,
+        remember: bool = False,
     ) -> ThreadState:
-        """The thread at ``checkpoint_id`` (default: its head); empty if it never ran."""
+        """The thread at ``checkpoint_id`` (default: its head); empty if it never ran.
+        ``remember``: keep its values in ``VALUE_CACHE`` (see ``apply_row``)."""
         state = cls(spec, saver, thread_id, head=head)
         target = checkpoint_id or (head.checkpoint_id if head else None)
         if target is None:
@@ -146,47 +206,84 @@ class ThreadState:
                 f"thread {thread_id!r} has no checkpoint {target!r}; list them with "
                 "get_state_history(config)"
             )
-        state.apply_row(row)
+        state.apply_row(row, remember=remember)
         return state
 
-    def apply_row(self, row: CheckpointRow) -> None:
+    def apply_body(self, row: CheckpointRow) -> dict[str, int]:
+        """Take everything but the stored values from ``row``; returns the channel versions
+        whose values are stored apart (small values ride in the body and are set here)."""
         assert self.saver is not None
-        serde = self.saver.serde
-        body = decode_body(serde, self.thread_id, row.checkpoint_id, row.body)
-        versions = body.versions
+        body = decode_body(self.saver.serde, self.thread_id, row.checkpoint_id, row.body)
         self.checkpoint_id = self.committed_id = row.checkpoint_id
         self.parent_id = row.parent_id
         self.step = row.step
         self.created_at = row.created_at
-        self.versions = dict(versions)
+        self.versions = dict(body.versions)
         self.tasks = [PlannedTask(t.id, t.node, t.index, t.is_send, t.arg) for t in body.tasks]
         self.joins = {k: frozenset(v) for k, v in body.joins.items()}
         self.metadata = {**body.metadata, "step": row.step}
         self.values.update(body.inline)
-        chains = self.saver.get_values(self.thread_id, versions)
-        channels = self.spec.channels
-        for name, chain in chains.items():
-            try:
-                value = serde.loads(chain[0].payload)
-                deltas: list[Any] = [serde.loads(r.payload) for r in chain[1:]]
-            except SerializationError as exc:
-                raise CheckpointError(
-                    f"thread {self.thread_id!r}: stored value of state key {name!r} cannot be "
-                    f"decoded: {exc}"
-                ) from exc
-            channel = channels.get(name)
-            if deltas:
-                fold_with = channel or channel_for_code(self.thread_id, name, deltas[0][0])
-                value = fold_many(fold_with, value, (w for d in deltas for w in d[1]))
+        return body.versions
+
+    def apply_row(self, row: CheckpointRow, *, remember: bool = False) -> None:
+        """Load the checkpoint ``row``. Its values come from ``VALUE_CACHE`` when a read in
+        this process left them there; ``remember`` leaves them there (``get_state``)."""
+        versions = self.apply_body(row)
+        saver = self.saver
+        assert saver is not None
+        cached = VALUE_CACHE.get(saver, self.thread_id, row.checkpoint_id)
+        if cached is not None and self._apply_cached(versions, cached):
+            return
+        kept: dict[str, CachedValue] = {}
+        for name, chain in saver.get_values(self.thread_id, versions).items():
+            decoded = decode_chain(saver.serde, self.thread_id, name, chain)
+            fold_with = fold_channel(self.spec, self.thread_id, name, decoded)
+            value = fold_chain(fold_with, decoded)
             self.values[name] = value
-            if channel is not None and channel.reducer is not None:
-                self.chains[name] = ChainStat(
-                    chain[0].version,
-                    chain[-1].version,
-                    len(chain[0].payload),
-                    sum(len(r.payload) for r in chain[1:]),
-                    len(chain) - 1,
-                )
+            stat = ChainStat(
+                chain[0].version,
+                chain[-1].version,
+                len(chain[0].payload),
+                sum(len(r.payload) for r in chain[1:]),
+                len(chain) - 1,
+            )
+            if self._is_reducer(name):
+                self.chains[name] = stat
+            if remember:
+                reducer = fold_with.reducer if fold_with is not None else None
+                payload = chain[0].payload if fold_with is None else saver.serde.dumps(value)
+                code = decoded[1][0] if len(decoded) > 1 else 0
+                kept[name] = CachedValue(chain[-1].version, reducer, code, payload, stat)
+        if remember:
+            nbytes = sum(len(c.payload) for c in kept.values())
+            VALUE_CACHE.put(saver, self.thread_id, row.checkpoint_id, kept, nbytes)
+
+    def _is_reducer(self, name: str) -> bool:
+        channel = self.spec.channels.get(name)
+        return channel is not None and channel.reducer is not None
+
+    def _apply_cached(self, versions: dict[str, int], cached: dict[str, CachedValue]) -> bool:
+        """Use a cache entry if it was folded the way this graph folds; False to read."""
+        channels = self.spec.channels
+        for name, version in versions.items():
+            hit = cached.get(name)
+            if hit is None or hit.version != version:
+                return False
+            if hit.reducer is not None:
+                channel = channels.get(name)
+                allowed = channel.reducer if channel is not None else _KNOWN_REDUCERS.get(hit.code)
+                if hit.reducer is not allowed:
+                    return False
+        assert self.saver is not None
+        names = list(versions)
+        decoded = decode_records(
+            self.saver.serde, self.thread_id, names, [cached[n].payload for n in names]
+        )
+        for name, value in zip(names, decoded, strict=True):
+            self.values[name] = value
+            if self._is_reducer(name):
+                self.chains[name] = dataclasses.replace(cached[name].stat)
+        return True
 
     # -- change ----------------------------------------------------------------------------
 

@@ -135,7 +135,9 @@ def get_state(spec: GraphSpec, saver: Saver | None, config: dict[str, Any]) -> S
     thread_id = thread_id_of(config, required=True)
     assert thread_id is not None
     head = saver.get_head(thread_id)
-    state = ThreadState.load(spec, saver, thread_id, head, checkpoint_id_of(config))
+    state = ThreadState.load(
+        spec, saver, thread_id, head, checkpoint_id_of(config), remember=True
+    )
     return snapshot(state, saver)
 
 
