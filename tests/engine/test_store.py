@@ -3,6 +3,7 @@ values (one pass over a chain, once per checkpoint in a process)."""
 
 from __future__ import annotations
 
+import datetime
 import operator
 import uuid
 from collections.abc import Sequence
@@ -226,3 +227,41 @@ def test_a_graph_with_another_reducer_folds_for_itself(tmp_path: Path) -> None:
     assert len(chat(saver, reducer=keep_last).get_state(custom).values["messages"]) == 1
     with pytest.raises(CheckpointError, match="custom reducer"):
         get_state(reader_spec(), saver, custom)
+
+
+def shape(value: Any) -> Any:
+    """Equal for two values only if their types match all the way down."""
+    if isinstance(value, dict):
+        return ("dict", [(shape(k), shape(v)) for k, v in value.items()])
+    if isinstance(value, list | tuple | set | frozenset):
+        items = sorted(value, key=repr) if isinstance(value, set | frozenset) else value
+        return (type(value).__name__, [shape(v) for v in items])
+    return (type(value).__name__, value)
+
+
+@pytest.mark.parametrize("extra", [None, datetime.datetime(2024, 5, 1, tzinfo=datetime.UTC)])
+def test_a_cached_value_keeps_every_type(tmp_path: Path, extra: Any) -> None:
+    """Values folded from plain builtins are cached with marshal, others with the
+    serializer; both must give back exactly what the stored rows decode to."""
+
+    def talk(s: Any) -> dict[str, Any]:
+        i = s.get("i", 0) + 1
+        item = {"n": i, "t": (i, "x"), "s": {i}, "f": frozenset({"a"}), "big": 2**70 + i}
+        item.update({"b": b"\x00", "x": 1.5, "no": None, "ok": True, 7: [[i]], "when": extra})
+        return {"messages": [item], "i": i}
+
+    g = StateGraph(TypedDict("S", {"messages": Annotated[list[Any], operator.add], "i": int}))
+    g.add_node("talk", talk)
+    g.add_edge(START, "talk")
+    g.add_conditional_edges("talk", lambda s: "talk" if s["i"] < 40 else END)
+    saver = SqliteSaver(tmp_path / "c.db")
+    app = g.compile(checkpointer=saver)
+    config = {"configurable": {"thread_id": "t"}, "recursion_limit": 100}
+    app.invoke({"messages": []}, config)
+    snap = app.get_state(config)  # read from storage, then cached
+    cold = snap.values
+    entry = VALUE_CACHE.get(saver, "t", snap.config["configurable"]["checkpoint_id"])
+    assert entry is not None and entry["messages"].marshalled is (extra is None)
+    warm = app.get_state(config).values  # decoded from the cache
+    assert warm == cold and shape(warm) == shape(cold)
+    assert len(warm["messages"]) == 40 and warm["messages"][-1]["when"] == extra
