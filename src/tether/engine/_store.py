@@ -2,8 +2,9 @@
 
 Invariant: only channels written since the last commit are stored; a reducer channel stores
 the writes themselves (a delta) until a snapshot is due (``needs_snapshot``). Storage grows
-with what was written, and a read costs O(size of the value). A failed commit changes
-nothing in memory either.
+with what was written, and a read costs O(size of the value): a chain is decoded in one
+pass, and a checkpoint ``get_state`` read once is served from ``VALUE_CACHE`` after that. A
+failed commit changes nothing in memory either.
 """
 
 from __future__ import annotations
@@ -262,24 +263,33 @@ class ThreadState:
             return
         kept: dict[str, CachedValue] = {}
         for name, chain in saver.get_values(self.thread_id, versions).items():
-            decoded = decode_chain(saver.serde, self.thread_id, name, chain)
-            fold_with = fold_channel(self.spec, self.thread_id, name, decoded)
-            value = self.values[name] = fold_chain(fold_with, decoded)
-            stat = ChainStat(
-                chain[0].version,
-                chain[-1].version,
-                len(chain[0].payload),
-                sum(len(r.payload) for r in chain[1:]),
-                len(chain) - 1,
-            )
-            if self._is_reducer(name):
-                self.chains[name] = stat
-            if remember:
-                code = decoded[1][0] if fold_with is not None else 0
-                kept[name] = cache_entry(saver.serde, chain, fold_with, code, value, stat)
+            entry = self._apply_chain(name, chain, remember)
+            if entry is not None:
+                kept[name] = entry
         if remember:
             nbytes = sum(len(c.payload) for c in kept.values())
             VALUE_CACHE.put(saver, self.thread_id, row.checkpoint_id, kept, nbytes)
+
+    def _apply_chain(self, name: str, chain: list[ValueRow], remember: bool) -> CachedValue | None:
+        """Fold one channel's stored chain into ``values``; its cache entry if ``remember``."""
+        assert self.saver is not None
+        serde = self.saver.serde
+        decoded = decode_chain(serde, self.thread_id, name, chain)
+        fold_with = fold_channel(self.spec, self.thread_id, name, decoded)
+        value = self.values[name] = fold_chain(fold_with, decoded)
+        stat = ChainStat(
+            chain[0].version,
+            chain[-1].version,
+            len(chain[0].payload),
+            sum(len(r.payload) for r in chain[1:]),
+            len(chain) - 1,
+        )
+        if self._is_reducer(name):
+            self.chains[name] = stat
+        if not remember:
+            return None
+        code = decoded[1][0] if fold_with is not None else 0
+        return cache_entry(serde, chain, fold_with, code, value, stat)
 
     def _is_reducer(self, name: str) -> bool:
         channel = self.spec.channels.get(name)
@@ -300,16 +310,11 @@ class ThreadState:
         assert self.saver is not None
         encoded = [n for n in versions if not cached[n].marshalled]
         payloads = [cached[n].payload for n in encoded]
-        decoded = dict(
-            zip(
-                encoded,
-                decode_records(self.saver.serde, self.thread_id, encoded, payloads),
-                strict=True,
-            )
-        )
+        decoded = decode_records(self.saver.serde, self.thread_id, encoded, payloads)
+        by_name = dict(zip(encoded, decoded, strict=True))
         for name in versions:
             hit = cached[name]
-            self.values[name] = marshal.loads(hit.payload) if hit.marshalled else decoded[name]
+            self.values[name] = marshal.loads(hit.payload) if hit.marshalled else by_name[name]
             if self._is_reducer(name):
                 self.chains[name] = dataclasses.replace(hit.stat)
         return True
