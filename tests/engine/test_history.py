@@ -5,6 +5,7 @@ never timed)."""
 from __future__ import annotations
 
 import operator
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, TypedDict
@@ -58,16 +59,29 @@ def rich_graph(saver: Saver) -> Any:
     return g.compile(checkpointer=saver)
 
 
-def savers(tmp_path: Path) -> list[Saver]:
-    return [InMemorySaver(), SqliteSaver(tmp_path / "h.db")]
+def open_saver(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Saver:
+    if backend == "memory":
+        return InMemorySaver()
+    if backend == "sqlite":
+        return SqliteSaver(tmp_path / "h.db")
+    prefix = f"h_{uuid.uuid4().hex[:12]}"
+    if backend == "postgres":
+        from tether.checkpoint import PostgresSaver  # type: ignore[attr-defined]
+
+        saver: Saver = PostgresSaver(request.getfixturevalue("postgres_dsn"), schema=prefix)
+        return saver
+    from tether.checkpoint import RedisSaver  # type: ignore[attr-defined]
+
+    saver = RedisSaver(request.getfixturevalue("redis_url"), prefix=prefix)
+    return saver
 
 
-@pytest.mark.parametrize("backend", ["memory", "sqlite"])
+@pytest.mark.parametrize("backend", ["memory", "sqlite", "postgres", "redis"])
 def test_every_snapshot_equals_get_state_at_its_checkpoint(
-    backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
 ) -> None:
     monkeypatch.setattr(_history, "PAGE", 7)  # many pages, chains reused across them
-    saver = InMemorySaver() if backend == "memory" else SqliteSaver(tmp_path / "h.db")
+    saver = open_saver(backend, tmp_path, request)
     app = rich_graph(saver)
     app.invoke({"log": [], "messages": [], "tally": {}, "i": 0, "n": 90}, cfg())
     # a second branch, forked from an old checkpoint and run on
