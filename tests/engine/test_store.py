@@ -12,9 +12,9 @@ from typing import Annotated, Any, TypedDict
 
 import pytest
 
-from tether import END, START, CheckpointError, StateGraph, ThreadBusyError
+from tether import END, START, CheckpointError, StateGraph, ThreadBusyError, add_messages
 from tether.checkpoint import InMemorySaver, SqliteSaver, ValueRow
-from tether.engine._spec import reader_spec
+from tether.engine._spec import Channel, reader_spec
 from tether.engine._store import (
     MAX_CHAIN,
     SMALL_CHAIN,
@@ -23,6 +23,7 @@ from tether.engine._store import (
     VALUE_CACHE,
     ChainStat,
     ThreadState,
+    fold_writes,
     needs_snapshot,
     new_checkpoint_id,
 )
@@ -265,3 +266,32 @@ def test_a_cached_value_keeps_every_type(tmp_path: Path, extra: Any) -> None:
     warm = app.get_state(config).values  # decoded from the cache
     assert warm == cold and shape(warm) == shape(cold)
     assert len(warm["messages"]) == 40 and warm["messages"][-1]["when"] == extra
+
+
+def test_reading_folds_messages_exactly_as_add_messages() -> None:
+    channel = Channel("messages", add_messages, list)
+
+    def m(i: int, text: str = "hi", **extra: Any) -> dict[str, Any]:
+        return {"id": f"m{i}", "role": "ai", "content": text, **extra}
+
+    left = [m(1), m(2)]
+    cases: list[list[Any]] = [
+        [[m(3)], [m(4), m(5)]],  # a plain append: no per-message work
+        [[m(3)], m(4), (m(5), m(6))],  # single messages and tuples are writes too
+        [[m(3)], [m(1, "edited")]],  # an id seen before replaces that message
+        [[m(3), m(3, "again")]],  # ... also within the new writes
+        [[m(3)], []],
+    ]
+    for writes in cases:
+        assert fold_writes(channel, left, writes) == add_messages(left, fold_many_input(writes))
+    without_id = fold_writes(channel, left, [[{"role": "user", "content": "no id"}]])
+    assert [x["content"] for x in without_id] == ["hi", "hi", "no id"]
+    assert without_id[-1]["id"]  # add_messages gave it one
+    assert left == [m(1), m(2)]  # never changed in place
+
+
+def fold_many_input(writes: list[Any]) -> list[Any]:
+    flat: list[Any] = []
+    for w in writes:
+        flat.extend(w if isinstance(w, list | tuple) else [w])
+    return flat

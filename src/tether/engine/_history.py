@@ -18,10 +18,15 @@ from tether._messages import add_messages
 from tether.checkpoint._base import CheckpointRow, Saver, ValueRow
 from tether.checkpoint._body import decode_body
 from tether.engine._loop import checkpoint_id_of, thread_id_of
-from tether.engine._planner import fold_many
 from tether.engine._spec import Channel, GraphSpec
 from tether.engine._status import collect_logs
-from tether.engine._store import ThreadState, decode_chain, decode_records, fold_channel
+from tether.engine._store import (
+    ThreadState,
+    decode_chain,
+    decode_records,
+    fold_channel,
+    fold_writes,
+)
 from tether.engine._update import _require_saver, snapshot
 from tether.errors import CheckpointError, ConfigError
 from tether.types import StateSnapshot
@@ -142,7 +147,7 @@ def _fold_forward(
     at = 0
     for version in versions:
         upto = chain.position[version]
-        value = fold_many(fold_with, value, (w for d in deltas[at + 1 : upto + 1] for w in d[1]))
+        value = fold_writes(fold_with, value, [w for d in deltas[at + 1 : upto + 1] for w in d[1]])
         at = upto
         yield version, copy(fold_with, value) if not pure or value is deltas[0] else value
 

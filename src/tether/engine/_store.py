@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from tether._messages import _message_id as message_id
 from tether._messages import add_messages
 from tether.checkpoint._base import CheckpointRow, Head, Owner, Saver, ValueRow, WriteRow
 from tether.checkpoint._body import Body, TaskRecord, decode_body, encode_body, is_inline
@@ -179,7 +180,33 @@ def fold_channel(spec: GraphSpec, thread_id: str, name: str, decoded: list[Any])
 def fold_chain(fold_with: Channel | None, decoded: list[Any]) -> Any:
     if fold_with is None:
         return decoded[0]
-    return fold_many(fold_with, decoded[0], (w for d in decoded[1:] for w in d[1]))
+    return fold_writes(fold_with, decoded[0], [w for d in decoded[1:] for w in d[1]])
+
+
+def fold_writes(fold_with: Channel, current: Any, writes: list[Any]) -> Any:
+    """``fold_many`` for reading: stored messages that all carry distinct ids (as written
+    since ids are assigned at write time) are appended without any per-message work."""
+    if fold_with.reducer is add_messages and isinstance(current, list):
+        appended = _append_messages(current, writes)
+        if appended is not None:
+            return appended
+    return fold_many(fold_with, current, writes)
+
+
+def _append_messages(left: list[Any], writes: list[Any]) -> list[Any] | None:
+    """``add_messages(left, writes)`` when it is a plain append, else None (a message
+    without an id, or an id seen before: add_messages decides)."""
+    right: list[Any] = []
+    for w in writes:
+        right.extend(w if isinstance(w, list | tuple) else [w])
+    ids = [message_id(m) for m in left]
+    ids += [message_id(m) for m in right]
+    try:
+        if None in ids or len(set(ids)) != len(ids):
+            return None
+    except TypeError:  # an unhashable id: add_messages raises the error
+        return None
+    return left + right
 
 
 @dataclass(slots=True)
