@@ -202,6 +202,8 @@ class Engine:
     interrupt: Any
     Command: Any
     pg_meta_tables: tuple[str, ...] = ()
+    stores_whole_state = False
+    """True when every checkpoint holds the whole state (LangGraph), not what changed."""
 
     def version(self) -> str:
         raise NotImplementedError
@@ -284,6 +286,7 @@ class LangGraphEngine(Engine):
     name = "langgraph"
     label = "LangGraph"
     pg_meta_tables = ("checkpoint_migrations",)
+    stores_whole_state = True
 
     def __init__(self) -> None:
         from langgraph.graph import END, START, StateGraph

@@ -79,7 +79,7 @@ def growth_exponent(res: Results, backend: str, engine: str) -> float | None:
 
 
 def _order(key: tuple[str, str, str, int, str]) -> tuple[Any, ...]:
-    scen = ["loop", "chain", "fanout", "messages", "resume", "resume-cold"]
+    scen = ["loop", "chain", "fanout", "messages", "get_state", "resume", "resume-cold"]
     s, b, m, size, metric = key
     return (
         scen.index(s) if s in scen else 99,
@@ -210,6 +210,7 @@ def targets(res: Results) -> list[tuple[str, str, str]]:
                 "n/a" if g is None else _verdict(g <= 1.1),
             )
         )
+    _get_state_targets(res, out, ratio_row)
     priors = res.sizes.resume_priors
     lo, hi = min(priors), max(priors)
     for scen, metric in (
@@ -238,6 +239,38 @@ def targets(res: Results) -> list[tuple[str, str, str]]:
                     0.5,
                 )
     return out
+
+
+GET_STATE_RATIO = 1.5
+"""Issue 15: get_state within 1.5x of LangGraph, and the ratio flat as the thread grows."""
+
+
+def _get_state_targets(res: Results, out: list[tuple[str, str, str]], ratio_row: Any) -> None:
+    sizes = res.sizes.get_state_sizes
+    for metric, label in (("get_state warm (ms)", "warm"), ("get_state cold (ms)", "cold")):
+        for size in sizes:
+            ratio_row(
+                f"get_state, sqlite, {size} messages, {label}: ≤ {GET_STATE_RATIO:g}x LangGraph",
+                ("get_state", "sqlite", "async", size, metric),
+                GET_STATE_RATIO,
+            )
+        lo, hi = min(sizes), max(sizes)
+        ratios = [
+            _ratio(
+                res.median("get_state", "sqlite", "async", n, metric, T),
+                res.median("get_state", "sqlite", "async", n, metric, L),
+            )
+            for n in (lo, hi)
+        ]
+        if lo == hi or ratios[0] is None or ratios[1] is None:
+            continue
+        out.append(
+            (
+                f"get_state, sqlite, {label}: ratio flat ({hi} vs {lo} messages, ≤ {FLAT}x)",
+                f"{ratios[1]:.2f} vs {ratios[0]:.2f} → {ratios[1] / ratios[0]:.2f}x",
+                _verdict(ratios[1] <= FLAT * ratios[0]),
+            )
+        )
 
 
 def _durability(backend: str) -> str:
@@ -514,6 +547,13 @@ COUNTING = """\
   `pg_total_relation_size` (heap + indexes + TOAST) summed over the saver's tables in a
   fresh schema (migration bookkeeping tables excluded). **get_state**: median of 5 calls on
   the open saver. Growth exponent = log(bytes at max N / bytes at min N) / log(max N / min N).
+- **get_state** (`size` = messages, SQLite): `get_state` of a thread holding `size` ~200-byte
+  messages in an `operator.add` list. tether's thread is built one message per step, its
+  longest delta chains; LangGraph's in 40 steps (every LangGraph checkpoint holds the whole
+  list, so how it was built does not change its read, and one message per step would cost it
+  1.5 GB at 4,000). **cold**: the first call on a freshly opened saver (tether's cache of
+  decoded values is per saver instance, so it starts empty); **warm**: median of the next 20
+  calls (tether answers them from that cache, decoding one stored copy per value).
 - **resume** (`size` = prior steps ≈ prior checkpoints): the thread loops `size` times, then
   pauses at `interrupt()`; the time of `invoke(Command(resume=True))` in sync mode, in the
   same process after a warm-up resume (**resume warm**), and in a fresh Python process

@@ -34,11 +34,15 @@ class Sizes:
     resume_reps: int
     cold_reps: int
     fsync_count: int
+    get_state_sizes: tuple[int, ...] = (400, 4000)
+    get_state_reps: int = 3
 
 
 QUICK = Sizes("quick", 200, 3, 20, 3, (50, 100, 200, 400), 1, (10, 1000), 3, 2, 200)
-FULL = Sizes("full", 1000, 5, 200, 5, (50, 100, 200, 400), 3, (10, 1000), 5, 5, 1000)
-TINY = Sizes("tiny", 5, 1, 2, 1, (3, 6), 1, (2, 4), 1, 1, 5)
+FULL = Sizes(
+    "full", 1000, 5, 200, 5, (50, 100, 200, 400), 3, (10, 1000), 5, 5, 1000, get_state_reps=5
+)
+TINY = Sizes("tiny", 5, 1, 2, 1, (3, 6), 1, (2, 4), 1, 1, 5, (4, 8), 1)
 
 MODES = ("sync", "async", "exit")
 
@@ -101,6 +105,8 @@ def cases(sizes: Sizes) -> list[Case]:
     for backend in ("sqlite", "postgres", "redis"):
         for prior in sizes.resume_priors:
             out.append(Case("resume-cold", backend, "sync", prior, sc.resume_cold))
+    for size in sizes.get_state_sizes:
+        out.append(Case("get_state", "sqlite", "async", size, sc.get_state))
     return out
 
 
@@ -112,6 +118,7 @@ def reps_for(case: Case, sizes: Sizes) -> int:
         "messages": sizes.message_reps,
         "resume": sizes.resume_reps,
         "resume-cold": sizes.cold_reps,
+        "get_state": sizes.get_state_reps,
     }[case.scenario]
 
 

@@ -157,9 +157,12 @@ def message(i: int) -> dict[str, Any]:
     return {"role": "assistant", "content": head + "x" * (MESSAGE_BYTES - 40 - len(head))}
 
 
-def build_messages(e: Engine) -> Any:
+def build_messages(e: Engine, per_step: int = 1) -> Any:
+    """Append ``per_step`` messages a step until ``n`` (the last step may append fewer)."""
+
     def chat(s: MsgState) -> dict[str, Any]:
-        return {"messages": [message(s["i"])], "i": s["i"] + 1}
+        upto = min(s["i"] + per_step, s["n"])
+        return {"messages": [message(k) for k in range(s["i"], upto)], "i": upto}
 
     def route(s: MsgState) -> str:
         return "chat" if s["i"] < s["n"] else e.END
@@ -277,6 +280,42 @@ def messages(
         metrics["bytes stored"] = float(e.bytes_stored(store))
     _cleanup(store)
     return metrics
+
+
+GET_STATE_BUILD_STEPS = 40
+"""How many steps build a get_state thread for an engine that stores the whole state in every
+checkpoint (LangGraph): its read does not depend on how the list was built, and one message
+per step would cost it quadratic storage (1.5 GB and ~100 s at 4,000 messages)."""
+
+
+def get_state(
+    e: Engine, backend: str, mode: str, size: int, where: Where, calls: int = 20
+) -> dict[str, float]:
+    """``get_state`` of a thread holding ``size`` ~200-byte messages. tether's thread is built
+    one message per step (its longest delta chains); LangGraph's in GET_STATE_BUILD_STEPS
+    steps. Cold: the first call on a freshly opened saver; warm: the median of the calls
+    after it."""
+    location = where.location(e, backend, f"gs{size}")
+    per_step = -(-size // GET_STATE_BUILD_STEPS) if e.stores_whole_state else 1
+    config = cfg("gs", size + 10)
+    with e.store(backend, location) as store:
+        app = e.compile(build_messages(e, per_step), store)
+        app.invoke({"messages": [], "i": 0, "n": size}, config, durability=mode)
+    with e.store(backend, location, fresh=False) as store:
+        app = e.compile(build_messages(e, per_step), store)
+        t0 = time.perf_counter()
+        snap = app.get_state(config)
+        cold = _ms(time.perf_counter() - t0)
+        times = []
+        for _ in range(calls):
+            t0 = time.perf_counter()
+            app.get_state(config)
+            times.append(_ms(time.perf_counter() - t0))
+    _cleanup(store)
+    msgs = snap.values["messages"]
+    _check(len(msgs) == size, f"get_state: expected {size} messages, got {len(msgs)}")
+    _check(msgs[-1] == message(size - 1), f"get_state: last message is {msgs[-1]!r:.200}")
+    return {"get_state cold (ms)": cold, "get_state warm (ms)": statistics.median(times)}
 
 
 def _pause(app: Any, e: Engine, thread: str, prior: int) -> None:

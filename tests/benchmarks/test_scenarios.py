@@ -198,3 +198,23 @@ def test_langgraph_scenario_runs(name: str, backend: str, where: sc.Where) -> No
     fn, size = SCENARIOS[name]
     metrics = fn(_langgraph(), backend, "sync", size, where)
     assert metrics
+
+
+@pytest.mark.parametrize("engine", ["tether", "langgraph"])
+def test_get_state_scenario_runs(engine: str, where: sc.Where) -> None:
+    e = _tether() if engine == "tether" else _langgraph()
+    for size in TINY.get_state_sizes:
+        metrics = sc.get_state(e, "sqlite", "async", size, where, calls=3)
+        assert set(metrics) == {"get_state cold (ms)", "get_state warm (ms)"}
+        assert all(v > 0 for v in metrics.values())
+    assert not list(where.workdir.iterdir()), "the scenario left files behind"
+
+
+def test_get_state_rows_and_targets_in_the_report(tmp_path: Path) -> None:
+    _langgraph()
+    res = run(TINY, only=("get_state",), backends=("sqlite",), log=lambda s: None)
+    assert not res.errors, res.errors
+    md = report.table(res)
+    assert "| get_state | sqlite | async | 8 | get_state warm (ms) |" in md
+    rows = [t for t in report.targets(res) if t[0].startswith("get_state")]
+    assert len(rows) == 6 and all(verdict != "n/a" for _, _, verdict in rows)

@@ -106,7 +106,7 @@ def test_a_looped_chain_is_corruption_on_every_backend(
     for read in (
         lambda: reader.get_state(config),
         lambda: reader.invoke(None, config),
-        lambda: reader.get_state_history(config),
+        lambda: list(reader.get_state_history(config)),
         lambda: saver.prune(T, keep_last=1),
     ):
         with pytest.raises(CorruptionError) as info:

@@ -162,7 +162,7 @@ def test_get_state_reads_bounded_rows_after_1000_steps(
     # the same bound holds for older checkpoints read through the history
     reads.clear()
     hist = list(counter_graph(reader).get_state_history(cfg(), limit=200))
-    assert len(hist) == 200 and len(reads.calls) == 200
+    assert len(hist) == 200 and 1 <= len(reads.calls) <= 200
     assert all(len(call.get("note", [])) <= 1 for call in reads.calls)
     assert all(len(call.get("count", [])) <= 65 for call in reads.calls)
 

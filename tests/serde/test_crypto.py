@@ -177,3 +177,13 @@ def test_from_env_malformed(raw: str | None, match: str) -> None:
     with pytest.raises(ConfigError, match=match) as info:
         EncryptedSerializer.from_env("KEYS", environ=environ)
     assert _b64(K1) not in str(info.value)
+
+
+def test_loads_many_decrypts_each_record(inner: MsgpackSerializer) -> None:
+    enc = EncryptedSerializer(inner, {"k1": K1, "k2": K2}, "k1")
+    old = enc.dumps("old")
+    enc = EncryptedSerializer(inner, {"k1": K1, "k2": K2}, "k2")
+    records = [old, enc.dumps(VALUE), enc.dumps(3)]
+    assert enc.loads_many(records) == ["old", VALUE, 3]
+    with pytest.raises(EncryptionError, match="authentication failed"):
+        enc.loads_many([records[0], records[1][:-1] + bytes([records[1][-1] ^ 1])])

@@ -805,3 +805,48 @@ def test_deep_lists_inside_many_ext_records_are_refused_not_crashing() -> None:
     assert result.returncode == 0, (result.returncode, result.stderr[-2000:])
     assert result.stdout.startswith("SerializationError")
     assert "too deep to store safely" in result.stdout
+
+
+# -- loads_many ------------------------------------------------------------------------------------
+
+
+MANY: list[object] = [
+    [1, [{"role": "ai", "content": "hi"}]],
+    ("tuple", {1, 2}),
+    datetime.datetime(2024, 1, 1, tzinfo=datetime.UTC),
+    2**80,
+    "",
+    None,
+    b"\x00bytes",
+]
+
+
+def test_loads_many_equals_loads_one_by_one() -> None:
+    serde = default_serializer()
+    records = [serde.dumps(v) for v in MANY]
+    got = serde.loads_many(records)
+    assert got == [serde.loads(r) for r in records] == MANY
+    assert [canon(v) for v in got] == [canon(v) for v in MANY]
+    assert serde.loads_many([]) == []
+    assert serde.loads_many(records[:1]) == MANY[:1]
+
+
+@pytest.mark.parametrize("cut", ["short", "long"])
+def test_loads_many_never_reads_across_a_record_boundary(cut: str) -> None:
+    """A record one byte short (or long) must fail, even when the joined bytes would still
+    decode to the right number of values."""
+    serde = default_serializer()
+    records = [serde.dumps([1, 2, 3]), serde.dumps(7), serde.dumps("abc")]
+    if cut == "short":
+        records[0] = records[0][:-1]  # the array now ends on the next record's first byte
+    else:
+        records[1] = records[1] + b"\x05"
+    with pytest.raises(SerializationError, match=r"corrupt|truncated|checksum"):
+        serde.loads_many(records)
+
+
+def test_loads_many_of_an_encrypted_record_names_the_problem() -> None:
+    serde = default_serializer()
+    enc = EncryptedSerializer(serde, {"k1": bytes(32)}, "k1")
+    with pytest.raises(EncryptionError):
+        serde.loads_many([serde.dumps(1), enc.dumps(2)])

@@ -17,9 +17,10 @@ from tether.checkpoint._ops import export_lines, parse_lines, prune_thread, rena
 from tether.cli import _render
 from tether.cli._errors import EXIT_USAGE, CliError, reporting
 from tether.cli._open import load_graph, open_saver, require_thread
+from tether.engine._history import get_state_history
 from tether.engine._metrics import read_metrics
 from tether.engine._spec import reader_spec
-from tether.engine._update import get_state, get_state_history
+from tether.engine._update import get_state
 from tether.errors import CorruptionError, EncryptionError, TetherError
 from tether.types import Command, RunResult, StateSnapshot
 
@@ -156,7 +157,7 @@ def history(
         if graph is not None:
             snaps = list(load_graph(graph, saver).get_state_history(_config(thread), limit=limit))
         else:
-            snaps = get_state_history(reader_spec(), saver, _config(thread), limit=limit)
+            snaps = list(get_state_history(reader_spec(), saver, _config(thread), limit=limit))
         out.print(_render.history_table(snaps))
 
 

@@ -2,12 +2,15 @@
 
 Invariant: only channels written since the last commit are stored; a reducer channel stores
 the writes themselves (a delta) until a snapshot is due (``needs_snapshot``). Storage grows
-with what was written, and a read costs O(size of the value). A failed commit changes
-nothing in memory either.
+with what was written, and a read costs O(size of the value): a chain is decoded in one
+pass, and a checkpoint ``get_state`` read once is served from ``VALUE_CACHE`` after that. A
+failed commit changes nothing in memory either.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import marshal
 import operator
 import os
 import time
@@ -16,13 +19,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from tether._messages import _message_id as message_id
 from tether._messages import add_messages
 from tether.checkpoint._base import CheckpointRow, Head, Owner, Saver, ValueRow, WriteRow
 from tether.checkpoint._body import Body, TaskRecord, decode_body, encode_body, is_inline
 from tether.checkpoint._unreadable import unreadable
+from tether.engine._cache import CheckpointCache
 from tether.engine._planner import PlannedTask, fold_many, overwrite_of
 from tether.engine._spec import Channel, GraphSpec
 from tether.errors import CheckpointError, SerializationError, TetherError
+from tether.serde import Serializer
+from tether.serde._base import loads_many
 
 SNAPSHOT_RATIO = 8
 """A reducer channel snapshots when its deltas since the last snapshot outweigh the snapshot
@@ -99,6 +106,108 @@ def needs_snapshot(stat: ChainStat, delta_bytes: int, *, one_pass_fold: bool = T
     return stat.deltas >= SMALL_CHAIN and stat.snapshot_bytes <= SMALL_SNAPSHOT
 
 
+# -- reading values ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CachedValue:
+    """One channel's value at a checkpoint, as ``VALUE_CACHE`` keeps it."""
+
+    version: int
+    reducer: Callable[[Any, Any], Any] | None
+    """What the deltas were folded with; None for a value stored whole."""
+    code: int
+    """The reducer code stored with the deltas (0 without deltas)."""
+    payload: bytes
+    marshalled: bool
+    """True: ``payload`` is ``marshal`` output (see ``cache_entry``); else the serializer's."""
+    stat: ChainStat
+
+
+VALUE_CACHE: CheckpointCache[dict[str, CachedValue]] = CheckpointCache()
+"""Values of the checkpoints ``get_state`` read in this process (see ``engine/_cache.py``)."""
+
+
+def cache_entry(
+    serde: Serializer,
+    chain: list[ValueRow],
+    fold_with: Channel | None,
+    code: int,
+    value: Any,
+    stat: ChainStat,
+) -> CachedValue:
+    """What ``VALUE_CACHE`` keeps of a value read from ``chain``: a value stored whole as
+    stored; one folded by a built-in list reducer, when it holds only builtins (as decoded
+    messages do), as ``marshal`` output, which rebuilds plain lists and dicts about twice as
+    fast as msgpack (marshal only ever reads bytes this process made, never stored ones);
+    anything else encoded with the serializer."""
+    version = chain[-1].version
+    if fold_with is None:
+        return CachedValue(version, None, code, chain[0].payload, False, stat)
+    if fold_with.reducer in _KNOWN_REDUCERS.values():
+        try:
+            return CachedValue(version, fold_with.reducer, code, marshal.dumps(value), True, stat)
+        except ValueError:  # a type marshal does not know (datetime, a registered class, ...)
+            pass
+    return CachedValue(version, fold_with.reducer, code, serde.dumps(value), False, stat)
+
+
+def decode_records(
+    serde: Serializer, thread_id: str, names: list[str], payloads: list[bytes]
+) -> list[Any]:
+    """Decode the stored payloads of state keys ``names`` in one pass."""
+    try:
+        return loads_many(serde, payloads)
+    except TetherError as exc:
+        keys = ", ".join(repr(n) for n in dict.fromkeys(names))
+        raise unreadable(exc, thread_id, f"the stored value of state key {keys}") from exc
+
+
+def decode_chain(serde: Serializer, thread_id: str, name: str, chain: list[ValueRow]) -> list[Any]:
+    """A chain's payloads decoded: the full value, then each delta as ``[code, writes]``."""
+    return decode_records(serde, thread_id, [name] * len(chain), [r.payload for r in chain])
+
+
+def fold_channel(spec: GraphSpec, thread_id: str, name: str, decoded: list[Any]) -> Channel | None:
+    """What a decoded chain's deltas fold with: the graph's channel, else the reducer named
+    by the code stored with the deltas (reading without the graph); None without deltas."""
+    if len(decoded) < 2:
+        return None
+    return spec.channels.get(name) or channel_for_code(thread_id, name, decoded[1][0])
+
+
+def fold_chain(fold_with: Channel | None, decoded: list[Any]) -> Any:
+    if fold_with is None:
+        return decoded[0]
+    return fold_writes(fold_with, decoded[0], [w for d in decoded[1:] for w in d[1]])
+
+
+def fold_writes(fold_with: Channel, current: Any, writes: list[Any]) -> Any:
+    """``fold_many`` for reading: stored messages that all carry distinct ids (as written
+    since ids are assigned at write time) are appended without any per-message work."""
+    if fold_with.reducer is add_messages and isinstance(current, list):
+        appended = _append_messages(current, writes)
+        if appended is not None:
+            return appended
+    return fold_many(fold_with, current, writes)
+
+
+def _append_messages(left: list[Any], writes: list[Any]) -> list[Any] | None:
+    """``add_messages(left, writes)`` when it is a plain append, else None (a message
+    without an id, or an id seen before: add_messages decides)."""
+    right: list[Any] = []
+    for w in writes:
+        right.extend(w if isinstance(w, list | tuple) else [w])
+    ids = [message_id(m) for m in left]
+    ids += [message_id(m) for m in right]
+    try:
+        if None in ids or len(set(ids)) != len(ids):
+            return None
+    except TypeError:  # an unhashable id: add_messages raises the error
+        return None
+    return left + right
+
+
 @dataclass(slots=True)
 class ThreadState:
     """The loop's working copy of one thread."""
@@ -138,8 +247,11 @@ class ThreadState:
         thread_id: str,
         head: Head | None,
         checkpoint_id: str | None = None,
+        *,
+        remember: bool = False,
     ) -> ThreadState:
-        """The thread at ``checkpoint_id`` (default: its head); empty if it never ran."""
+        """The thread at ``checkpoint_id`` (default: its head); empty if it never ran.
+        ``remember``: keep its values in ``VALUE_CACHE`` (see ``apply_row``)."""
         state = cls(spec, saver, thread_id, head=head)
         target = checkpoint_id or (head.checkpoint_id if head else None)
         if target is None:
@@ -150,45 +262,95 @@ class ThreadState:
                 f"thread {thread_id!r} has no checkpoint {target!r}; list them with "
                 "get_state_history(config)"
             )
-        state.apply_row(row)
+        state.apply_row(row, remember=remember)
         return state
 
-    def apply_row(self, row: CheckpointRow) -> None:
+    def apply_body(self, row: CheckpointRow) -> dict[str, int]:
+        """Take everything but the stored values from ``row``; returns the channel versions
+        whose values are stored apart (small values ride in the body and are set here)."""
         assert self.saver is not None
-        serde = self.saver.serde
-        body = decode_body(serde, self.thread_id, row.checkpoint_id, row.body)
-        versions = body.versions
+        body = decode_body(self.saver.serde, self.thread_id, row.checkpoint_id, row.body)
         self.checkpoint_id = self.committed_id = row.checkpoint_id
         self.parent_id = row.parent_id
         self.step = row.step
         self.created_at = row.created_at
-        self.versions = dict(versions)
+        self.versions = dict(body.versions)
         self.tasks = [PlannedTask(t.id, t.node, t.index, t.is_send, t.arg) for t in body.tasks]
         self.joins = {k: frozenset(v) for k, v in body.joins.items()}
         self.metadata = {**body.metadata, "step": row.step}
         self.values.update(body.inline)
-        chains = self.saver.get_values(self.thread_id, versions)
+        return body.versions
+
+    def apply_row(self, row: CheckpointRow, *, remember: bool = False) -> None:
+        """Load the checkpoint ``row``. Its values come from ``VALUE_CACHE`` when a read in
+        this process left them there; ``remember`` leaves them there (``get_state``)."""
+        versions = self.apply_body(row)
+        saver = self.saver
+        assert saver is not None
+        cached = VALUE_CACHE.get(saver, self.thread_id, row.checkpoint_id)
+        if cached is not None and self._apply_cached(versions, cached):
+            return
+        kept: dict[str, CachedValue] = {}
+        for name, chain in saver.get_values(self.thread_id, versions).items():
+            entry = self._apply_chain(name, chain, remember)
+            if entry is not None:
+                kept[name] = entry
+        if remember:
+            nbytes = sum(len(c.payload) for c in kept.values())
+            VALUE_CACHE.put(saver, self.thread_id, row.checkpoint_id, kept, nbytes)
+
+    def _apply_chain(self, name: str, chain: list[ValueRow], remember: bool) -> CachedValue | None:
+        """Fold one channel's stored chain into ``values``; its cache entry if ``remember``."""
+        assert self.saver is not None
+        serde = self.saver.serde
+        decoded = decode_chain(serde, self.thread_id, name, chain)
+        try:
+            fold_with = fold_channel(self.spec, self.thread_id, name, decoded)
+            value = self.values[name] = fold_chain(fold_with, decoded)
+        except (TypeError, ValueError, IndexError, KeyError) as exc:  # a delta of a wrong shape
+            what = f"the stored value of state key {name!r} (version {chain[-1].version})"
+            raise unreadable(exc, self.thread_id, what) from exc
+        stat = ChainStat(
+            chain[0].version,
+            chain[-1].version,
+            len(chain[0].payload),
+            sum(len(r.payload) for r in chain[1:]),
+            len(chain) - 1,
+        )
+        if self._is_reducer(name):
+            self.chains[name] = stat
+        if not remember:
+            return None
+        code = decoded[1][0] if fold_with is not None else 0
+        return cache_entry(serde, chain, fold_with, code, value, stat)
+
+    def _is_reducer(self, name: str) -> bool:
+        channel = self.spec.channels.get(name)
+        return channel is not None and channel.reducer is not None
+
+    def _apply_cached(self, versions: dict[str, int], cached: dict[str, CachedValue]) -> bool:
+        """Use a cache entry if it was folded the way this graph folds; False to read."""
         channels = self.spec.channels
-        for name, chain in chains.items():
-            try:
-                value = serde.loads(chain[0].payload)
-                deltas: list[Any] = [serde.loads(r.payload) for r in chain[1:]]
-            except TetherError as exc:
-                what = f"the stored value of state key {name!r} (version {chain[-1].version})"
-                raise unreadable(exc, self.thread_id, what) from exc
-            channel = channels.get(name)
-            if deltas:
-                fold_with = channel or channel_for_code(self.thread_id, name, deltas[0][0])
-                value = fold_many(fold_with, value, (w for d in deltas for w in d[1]))
-            self.values[name] = value
-            if channel is not None and channel.reducer is not None:
-                self.chains[name] = ChainStat(
-                    chain[0].version,
-                    chain[-1].version,
-                    len(chain[0].payload),
-                    sum(len(r.payload) for r in chain[1:]),
-                    len(chain) - 1,
-                )
+        for name, version in versions.items():
+            hit = cached.get(name)
+            if hit is None or hit.version != version:
+                return False
+            if hit.reducer is not None:
+                channel = channels.get(name)
+                allowed = channel.reducer if channel is not None else _KNOWN_REDUCERS.get(hit.code)
+                if hit.reducer is not allowed:
+                    return False
+        assert self.saver is not None
+        encoded = [n for n in versions if not cached[n].marshalled]
+        payloads = [cached[n].payload for n in encoded]
+        decoded = decode_records(self.saver.serde, self.thread_id, encoded, payloads)
+        by_name = dict(zip(encoded, decoded, strict=True))
+        for name in versions:
+            hit = cached[name]
+            self.values[name] = marshal.loads(hit.payload) if hit.marshalled else by_name[name]
+            if self._is_reducer(name):
+                self.chains[name] = dataclasses.replace(hit.stat)
+        return True
 
     # -- change ----------------------------------------------------------------------------
 

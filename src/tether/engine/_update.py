@@ -11,7 +11,6 @@ import datetime
 from typing import Any
 
 from tether.checkpoint._base import Saver
-from tether.checkpoint._body import decode_body
 from tether.engine._loop import DEFAULT_RECURSION_LIMIT, checkpoint_id_of, thread_id_of
 from tether.engine._planner import (
     PlannedTask,
@@ -138,49 +137,5 @@ def get_state(spec: GraphSpec, saver: Saver | None, config: dict[str, Any]) -> S
     thread_id = thread_id_of(config, required=True)
     assert thread_id is not None
     head = saver.get_head(thread_id)
-    state = ThreadState.load(spec, saver, thread_id, head, checkpoint_id_of(config))
+    state = ThreadState.load(spec, saver, thread_id, head, checkpoint_id_of(config), remember=True)
     return snapshot(state, saver)
-
-
-def get_state_history(
-    spec: GraphSpec,
-    saver: Saver | None,
-    config: dict[str, Any],
-    *,
-    limit: int | None = None,
-    before: dict[str, Any] | None = None,
-    filter: dict[str, Any] | None = None,
-) -> list[StateSnapshot]:
-    saver = _require_saver(saver, "get_state_history")
-    thread_id = thread_id_of(config, required=True)
-    assert thread_id is not None
-    before_version = None
-    if before is not None:
-        bid = checkpoint_id_of(before)
-        row = saver.get_checkpoint(thread_id, bid) if bid else None
-        if row is None:
-            raise ConfigError(f"before= names checkpoint {bid!r}, which thread {thread_id!r} lacks")
-        before_version = row.version
-    states: list[ThreadState] = []
-    for row in saver.list_checkpoints(thread_id, before_version=before_version):
-        if filter:
-            # metadata is in the body: filter before reading any values
-            meta = {
-                **decode_body(saver.serde, thread_id, row.checkpoint_id, row.body).metadata,
-                "step": row.step,
-            }
-            if any(meta.get(k) != v for k, v in filter.items()):
-                continue
-        state = ThreadState(spec, saver, thread_id)
-        state.apply_row(row)
-        states.append(state)
-        if limit is not None and len(states) >= limit:
-            break
-    # one read of the task logs for the whole page, not one per checkpoint
-    task_ids = [t.id for s in states for t in s.tasks]
-    logs = (
-        collect_logs(saver.serde, saver.get_writes(thread_id, task_ids), thread_id)
-        if task_ids
-        else {}
-    )
-    return [snapshot(s, saver, logs) for s in states]

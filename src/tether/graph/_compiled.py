@@ -16,6 +16,7 @@ from typing import Any
 from tether.checkpoint._base import Saver
 from tether.engine import _update
 from tether.engine._context import coerce_context
+from tether.engine._history import get_state_history
 from tether.engine._loop import Run, thread_id_of
 from tether.engine._metrics import ThreadMetrics, read_metrics
 from tether.engine._spec import GraphSpec
@@ -324,11 +325,12 @@ class CompiledGraph:
         before: dict[str, Any] | None = None,
         filter: dict[str, Any] | None = None,
     ) -> Iterator[StateSnapshot]:
-        """The thread's checkpoints, newest first, across branches."""
-        snaps = _update.get_state_history(
+        """The thread's checkpoints, newest first, across branches. Values are read as the
+        iterator advances, a page of checkpoints at a time."""
+        snaps = get_state_history(
             self.spec, self.checkpointer, config, limit=limit, before=before, filter=filter
         )
-        return iter([self._view(s) for s in snaps])
+        return snaps if self._state_view is None else (self._view(s) for s in snaps)
 
     def get_metrics(self, config: dict[str, Any]) -> ThreadMetrics:
         """The thread's durability metrics: resume latency, checkpoint sizes, failure

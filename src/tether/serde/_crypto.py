@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import binascii
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -117,6 +117,13 @@ class EncryptedSerializer:
         return header + nonce + self._active_cipher.encrypt(nonce, plaintext, header)
 
     def loads(self, data: bytes) -> object:
+        return self._decode(self._decrypt(data))
+
+    def loads_many(self, records: Sequence[bytes]) -> list[object]:
+        """Decrypt and decode each record (the plaintexts carry no frame to batch over)."""
+        return [self._decode(self._decrypt(r)) for r in records]
+
+    def _decrypt(self, data: bytes) -> bytes:
         data = bytes(data)
         if not is_encrypted(data):
             raise EncryptionError(
@@ -143,7 +150,7 @@ class EncryptedSerializer:
                 f"cannot decrypt record with key id {key_id!r}: authentication failed (wrong "
                 "key for that id, or the record was tampered with)"
             ) from None
-        return self._decode(plaintext)
+        return plaintext
 
 
 def _bare_codec(inner: Serializer) -> tuple[Callable[[object], bytes], Callable[[bytes], object]]:
