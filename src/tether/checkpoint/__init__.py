@@ -1,4 +1,4 @@
-"""Checkpoint backends: the Saver protocol and its implementations."""
+"""Checkpoint backends: the Saver base class and its implementations."""
 
 import importlib
 from typing import TYPE_CHECKING, Any
@@ -8,12 +8,12 @@ from tether.checkpoint._base import (
     Head,
     Lease,
     Owner,
-    Saver,
     ThreadDump,
     ValueRow,
     WriteRow,
 )
 from tether.checkpoint._memory import InMemorySaver
+from tether.checkpoint._saver import Saver
 from tether.checkpoint._sqlite import SqliteSaver
 
 if TYPE_CHECKING:

@@ -21,7 +21,7 @@ from tether.checkpoint._base import (
     WriteRow,
 )
 from tether.checkpoint._chains import walk_chain
-from tether.checkpoint._ops import SaverBase
+from tether.checkpoint._saver import Saver
 from tether.errors import CheckpointError, ThreadBusyError
 from tether.serde import Serializer, default_serializer
 
@@ -62,7 +62,7 @@ def busy_message(thread_id: str, lease: Lease | None) -> str:
     )
 
 
-class InMemorySaver(SaverBase):
+class InMemorySaver(Saver):
     """A Saver that lives in this process only. Good for tests and notebooks."""
 
     blocking = False

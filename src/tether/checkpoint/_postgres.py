@@ -25,7 +25,6 @@ from tether.checkpoint._base import (
 )
 from tether.checkpoint._chains import chain_from_rows
 from tether.checkpoint._memory import busy_message, lease_blocks
-from tether.checkpoint._ops import SaverBase
 from tether.checkpoint._postgres_schema import migrate, quote_schema
 from tether.checkpoint._postgres_sql import (
     _CP_COLS,
@@ -43,13 +42,14 @@ from tether.checkpoint._postgres_sql import (
     _write,
     _writes_params,
 )
+from tether.checkpoint._saver import Saver
 from tether.errors import CheckpointError, ThreadBusyError
 from tether.serde import Serializer
 
 Conn = psycopg.Connection[Any]
 
 
-class PostgresSaver(SaverBase):
+class PostgresSaver(Saver):
     """A Saver on PostgreSQL. ``with PostgresSaver("postgresql://...") as saver: ...``
 
     Tables live in ``schema`` (created and migrated on open). Every method takes its own

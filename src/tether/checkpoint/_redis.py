@@ -30,7 +30,7 @@ from tether.checkpoint._base import (
 )
 from tether.checkpoint._chains import walk_chain
 from tether.checkpoint._memory import busy_message, lease_blocks
-from tether.checkpoint._ops import SaverBase
+from tether.checkpoint._saver import Saver
 from tether.errors import CheckpointError, ThreadBusyError
 from tether.serde import Serializer
 
@@ -94,7 +94,7 @@ def _safe_url(url: str) -> str:
     return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
-class RedisSaver(SaverBase):
+class RedisSaver(Saver):
     """A Saver on Redis 7. ``with RedisSaver("redis://localhost:6379/0") as saver: ...``
 
     Keys, for prefix ``p`` and thread ``t``: ``p:t:head`` (hash: checkpoint id, version,

@@ -24,7 +24,7 @@ from tether.checkpoint._base import (
 )
 from tether.checkpoint._chains import chain_from_rows
 from tether.checkpoint._memory import busy_message, lease_blocks
-from tether.checkpoint._ops import SaverBase
+from tether.checkpoint._saver import Saver
 from tether.checkpoint._sqlite_rows import (
     CHECKPOINT_COLS,
     HEAD_SQL,
@@ -49,7 +49,7 @@ def _chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
         yield items[i : i + _CHUNK]
 
 
-class SqliteSaver(SaverBase):
+class SqliteSaver(Saver):
     """A Saver on a SQLite file. ``with SqliteSaver("agent.db") as saver: ...``
 
     One connection per saver, guarded by a lock: threads of a process take turns (no

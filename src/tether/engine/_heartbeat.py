@@ -12,7 +12,8 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
-from tether.checkpoint._base import Owner, Saver
+from tether.checkpoint._base import Owner
+from tether.checkpoint._saver import Saver
 from tether.errors import CheckpointError, ThreadBusyError
 
 

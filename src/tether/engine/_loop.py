@@ -15,7 +15,8 @@ import uuid
 from collections.abc import Generator, Iterator
 from typing import Any
 
-from tether.checkpoint._base import ENDED_RUNS, Head, Owner, Saver, WriteRow
+from tether.checkpoint._base import ENDED_RUNS, Head, Owner, WriteRow
+from tether.checkpoint._saver import Saver
 from tether.engine._heartbeat import Heartbeat
 from tether.engine._metrics import METRICS_TASK, RunMetrics
 from tether.engine._otel import record_run

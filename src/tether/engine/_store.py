@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tether._messages import add_messages
-from tether.checkpoint._base import CheckpointRow, Head, Owner, Saver, ValueRow, WriteRow
+from tether.checkpoint._base import CheckpointRow, Head, Owner, ValueRow, WriteRow
 from tether.checkpoint._body import Body, TaskRecord, decode_body, encode_body, is_inline
+from tether.checkpoint._saver import Saver
 from tether.engine._planner import PlannedTask, fold_many
 from tether.engine._spec import Channel, GraphSpec
 from tether.errors import CheckpointError, SerializationError

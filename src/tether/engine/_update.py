@@ -10,8 +10,8 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-from tether.checkpoint._base import Saver
 from tether.checkpoint._body import decode_body
+from tether.checkpoint._saver import Saver
 from tether.engine._loop import checkpoint_id_of, thread_id_of
 from tether.engine._planner import (
     PlannedTask,

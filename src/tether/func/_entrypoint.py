@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from tether.checkpoint._base import Saver
+from tether.checkpoint._saver import Saver
 from tether.engine._spec import Channel, GraphSpec, NodeSpec, Schema, is_async_callable
 from tether.graph._compiled import CompiledGraph
 from tether.types import START, Command, RetryPolicy

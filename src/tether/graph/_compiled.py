@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Callable, Generator, Iterator, Sequen
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from tether.checkpoint._base import Saver
+from tether.checkpoint._saver import Saver
 from tether.engine import _update
 from tether.engine._loop import Run, thread_id_of
 from tether.engine._metrics import ThreadMetrics, read_metrics

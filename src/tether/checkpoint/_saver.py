@@ -1,0 +1,171 @@
+"""The saver contract: one abstract base class every checkpoint backend derives from.
+
+It declares the primitives a backend implements (reads, the head compare-and-swap, task
+writes, leases, deletion, dump/load) with the rules each must keep, and builds prune, export
+and import on those primitives only. Invariant: every method is thread-safe and synchronous;
+the async entry points of the engine call them from a worker thread unless ``blocking`` is
+False (the in-memory saver), so one contract serves sync and async.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping, Sequence
+from types import TracebackType
+from typing import IO, Self
+
+from tether.checkpoint._base import (
+    CheckpointRow,
+    Head,
+    Owner,
+    ThreadDump,
+    ValueRow,
+    WriteRow,
+)
+from tether.checkpoint._ops import export_lines, parse_lines, prune_thread, renamed
+from tether.errors import CheckpointError
+from tether.serde import Serializer
+
+
+class Saver(ABC):
+    """A checkpoint backend. Subclasses implement the abstract primitives; ``with`` support,
+    ``prune``, ``export_thread`` and ``import_thread`` come with the base class."""
+
+    serde: Serializer
+    """Encodes what the engine stores; savers themselves store bytes only."""
+    blocking: bool = True
+    """False when calls never block on I/O, so async callers may call them inline."""
+
+    # -- reads ---------------------------------------------------------------------------
+
+    @abstractmethod
+    def get_head(self, thread_id: str) -> Head | None:
+        """The thread's head, or None for a thread that has never been committed."""
+
+    @abstractmethod
+    def get_checkpoint(self, thread_id: str, checkpoint_id: str) -> CheckpointRow | None:
+        """One checkpoint by id, or None."""
+
+    @abstractmethod
+    def list_checkpoints(
+        self, thread_id: str, *, before_version: int | None = None, limit: int | None = None
+    ) -> Iterator[CheckpointRow]:
+        """The thread's checkpoints, highest version first, all branches."""
+
+    @abstractmethod
+    def get_values(self, thread_id: str, wanted: Mapping[str, int]) -> dict[str, list[ValueRow]]:
+        """For each channel, the chain ending at the wanted version: a full value first,
+        then the deltas after it in order. Missing rows raise CheckpointError."""
+
+    @abstractmethod
+    def get_writes(self, thread_id: str, task_ids: Sequence[str]) -> list[WriteRow]:
+        """All write rows recorded for these tasks (any order)."""
+
+    @abstractmethod
+    def list_threads(self) -> list[str]:
+        """Ids of all threads that have a head, sorted."""
+
+    @abstractmethod
+    def dump_thread(self, thread_id: str) -> ThreadDump:
+        """Every row of the thread (for export); an empty dump if it does not exist."""
+
+    # -- writes --------------------------------------------------------------------------
+
+    @abstractmethod
+    def commit(
+        self,
+        thread_id: str,
+        *,
+        expected_version: int | None,
+        checkpoint: CheckpointRow,
+        values: Sequence[ValueRow],
+        writes: Sequence[WriteRow],
+        owner: Owner | None,
+        lease_seconds: float,
+        durable: bool,
+    ) -> None:
+        """Atomically: check the head version equals ``expected_version`` (None: the thread
+        has no head) and that no other live owner holds the lease, then store the checkpoint,
+        values and writes, move the head to the checkpoint with ``version =
+        checkpoint.version`` (which is ``expected_version + 1``, or 1), and renew the lease
+        for ``owner`` (if given). Raises ThreadBusyError when the check fails, storing
+        nothing. ``durable=True`` waits for the disk (fsync); False only needs the commit to
+        survive the process (not the OS)."""
+
+    @abstractmethod
+    def put_writes(self, thread_id: str, writes: Sequence[WriteRow], *, durable: bool) -> None:
+        """Store write rows for tasks of the thread's pending step (upsert by key)."""
+
+    # -- leases --------------------------------------------------------------------------
+
+    @abstractmethod
+    def claim(self, thread_id: str, owner: Owner, lease_seconds: float) -> Head | None:
+        """Take the thread's lease for ``owner`` and return the head. Succeeds when the lease
+        is free, expired, held by the same run, or held by a dead process on this host;
+        otherwise raises ThreadBusyError naming the holder. A thread with no head gets a
+        lease row so that two first runs also exclude each other."""
+
+    @abstractmethod
+    def release(self, thread_id: str, owner: Owner) -> None:
+        """Drop the lease if ``owner`` holds it (no error otherwise)."""
+
+    # -- maintenance ---------------------------------------------------------------------
+
+    @abstractmethod
+    def delete_thread(self, thread_id: str) -> None:
+        """Remove everything the thread holds (no error if it does not exist)."""
+
+    @abstractmethod
+    def delete_checkpoints(
+        self,
+        thread_id: str,
+        checkpoint_ids: Sequence[str],
+        values: Sequence[tuple[str, int]],
+        task_ids: Sequence[str],
+    ) -> None:
+        """Remove the given checkpoints, value rows (channel, version) and the write rows of
+        the given tasks, in one transaction. The engine decides what is safe to remove."""
+
+    @abstractmethod
+    def load_thread(self, dump: ThreadDump) -> None:
+        """Store a dump as a new thread. Raises CheckpointError if the thread exists."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release connections and files. Idempotent."""
+
+    # -- built on the primitives ---------------------------------------------------------
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def prune(self, thread_id: str, *, keep_last: int) -> int:
+        """Keep the newest ``keep_last`` checkpoints (and every value they need); returns
+        how many were deleted."""
+        return prune_thread(self, thread_id, keep_last)
+
+    def export_thread(self, thread_id: str, file: IO[str]) -> int:
+        """Write the thread as JSON lines; returns the number of lines."""
+        dump = self.dump_thread(thread_id)
+        if dump.head is None:
+            raise CheckpointError(f"thread {thread_id!r} does not exist; nothing to export")
+        n = 0
+        for line in export_lines(dump):
+            file.write(line + "\n")
+            n += 1
+        return n
+
+    def import_thread(self, file: IO[str], *, thread_id: str | None = None) -> str:
+        """Load a thread written by ``export_thread`` (from any backend), under
+        ``thread_id`` if given; returns its id."""
+        dump = parse_lines(file, thread_id)
+        self.load_thread(renamed(self, dump))
+        return dump.thread_id
