@@ -7,18 +7,10 @@ store bytes only; the engine encodes (``saver.serde``) and decides what to store
 
 from __future__ import annotations
 
-import os
-import socket
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 WriteKind = Literal["output", "journal", "interrupt", "resume", "error", "metrics"]
-
-HOSTNAME = socket.gethostname()
-
-ENDED_RUNS: set[str] = set()
-"""Run ids of this process that ended without releasing their lease (the release failed,
-say while the server was down); their leases are free for this process to take."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,39 +69,6 @@ class WriteRow:
     kind: WriteKind
     key: str
     payload: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class Owner:
-    """Who holds a thread's lease: a run, on a host, in a process."""
-
-    run_id: str
-    host: str = HOSTNAME
-    pid: int = field(default_factory=os.getpid)
-
-    def is_dead_here(self) -> bool:
-        """True when the owner was a process on this host that no longer exists, or a run of
-        this very process that has ended (its release may have failed, say while the
-        server was down)."""
-        if self.host != HOSTNAME:
-            return False
-        if self.pid == os.getpid():
-            return self.run_id in ENDED_RUNS
-        try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
-            return True
-        except PermissionError:
-            return False
-        return False
-
-
-@dataclass(frozen=True, slots=True)
-class Lease:
-    """A thread's lease as stored: the owner and the wall-clock time it expires."""
-
-    owner: Owner
-    expires_at: float
 
 
 @dataclass(frozen=True, slots=True)

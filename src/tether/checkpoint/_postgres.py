@@ -15,35 +15,38 @@ from typing import Any, cast
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from tether.checkpoint._base import (
-    CheckpointRow,
-    Head,
-    Owner,
-    ThreadDump,
-    ValueRow,
-    WriteRow,
-)
+from tether.checkpoint._base import CheckpointRow, Head, ThreadDump, ValueRow, WriteRow
 from tether.checkpoint._chains import chain_from_rows
-from tether.checkpoint._memory import busy_message, lease_blocks
+from tether.checkpoint._lease import (
+    DEFAULT_LEASE_SECONDS,
+    Claim,
+    Fence,
+    Owner,
+    advanced_error,
+    check_lease_seconds,
+    decide_claim,
+    lost_error,
+    write_refusal,
+)
 from tether.checkpoint._postgres_schema import migrate, quote_schema
 from tether.checkpoint._postgres_sql import (
     _CP_COLS,
+    _FENCED,
     _HEAD_COLS,
-    _LEASE_OK,
-    _NEW_LEASE,
-    _WRITES_SELECT,
     _WRITES_UPSERT,
     _checkpoint,
     _commit_sql,
+    _epoch_of,
+    _fence_params,
     _lease_of,
-    _lease_params,
+    _put_writes_sql,
     _safe_dsn,
     _value,
     _write,
     _writes_params,
 )
 from tether.checkpoint._saver import Saver
-from tether.errors import CheckpointError, ThreadBusyError
+from tether.errors import CheckpointError
 from tether.serde import Serializer
 
 Conn = psycopg.Connection[Any]
@@ -73,19 +76,27 @@ class PostgresSaver(Saver):
         min_size: int = 1,
         max_size: int = 10,
         timeout: float = 10.0,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
     ) -> None:
         if serde is None:
             from tether.serde import default_serializer  # type: ignore[attr-defined]
 
             serde = cast(Serializer, default_serializer())
         self.serde: Serializer = serde
+        self.lease_seconds = check_lease_seconds(lease_seconds)
         self._schema = schema
         self._s = s = quote_schema(schema)
         self._prepare = prepare
         self._closed = False
         self._sql = {
-            (first, durable): _commit_sql(s, first=first, durable=durable)
+            (fenced, first, durable): _commit_sql(s, fenced=fenced, first=first, durable=durable)
+            for fenced in (True, False)
             for first in (True, False)
+            for durable in (True, False)
+        }
+        self._put_sql = {
+            (fenced, durable): _put_writes_sql(s, fenced=fenced, durable=durable)
+            for fenced in (True, False)
             for durable in (True, False)
         }
         self._timeout = timeout
@@ -269,7 +280,7 @@ class PostgresSaver(Saver):
         checkpoint: CheckpointRow,
         values: Sequence[ValueRow],
         writes: Sequence[WriteRow],
-        owner: Owner | None,
+        fence: Fence | None = None,
         lease_seconds: float,
         durable: bool,
     ) -> None:
@@ -278,7 +289,6 @@ class PostgresSaver(Saver):
         params: dict[str, Any] = {
             "tid": thread_id,
             "expected": expected_version,
-            "now": now,
             "cid": checkpoint.checkpoint_id,
             "parent": checkpoint.parent_id,
             "ver": checkpoint.version,
@@ -290,64 +300,82 @@ class PostgresSaver(Saver):
             "vprev": [v.prev for v in vals],
             "vbase": [v.base for v in vals],
             "vpay": [v.payload for v in vals],
-            **_lease_params(owner, now + lease_seconds),
+            **_fence_params(fence, now, now + lease_seconds),
             **_writes_params(writes),
         }
-        query = self._sql[(expected_version is None, durable)]
+        query = self._sql[(fence is not None, expected_version is None, durable)]
         with self._conn("committing a checkpoint", thread_id) as conn:
-            for _attempt in range(3):
-                row = conn.execute(query, params).fetchone()
-                if row is not None and row[0] == 1:
-                    return
-                stored = self._read_head_row(conn, thread_id)
-                current = None if stored is None or stored[1] is None else int(stored[1])
-                lease = _lease_of(stored)
-                if current != expected_version or lease_blocks(lease, owner, now):
-                    blocking = lease if lease_blocks(lease, owner, now) else None
-                    raise ThreadBusyError(busy_message(thread_id, blocking))
-                if lease is not None:  # held by a dead process on this host: take it over
-                    params.update(
-                        srun=lease.owner.run_id, shost=lease.owner.host, spid=lease.owner.pid
-                    )
-        raise ThreadBusyError(busy_message(thread_id, None))
+            row = conn.execute(query, params).fetchone()
+            if row is not None and row[0] == 1:
+                return
+            stored = self._read_head_row(conn, thread_id)
+        current = None if stored is None or stored[1] is None else int(stored[1])
+        refused = write_refusal(
+            thread_id, _lease_of(stored), fence, now, current == expected_version
+        )
+        raise refused or advanced_error(thread_id)
 
-    def put_writes(self, thread_id: str, writes: Sequence[WriteRow], *, durable: bool) -> None:
+    def put_writes(
+        self,
+        thread_id: str,
+        writes: Sequence[WriteRow],
+        *,
+        fence: Fence | None = None,
+        durable: bool,
+    ) -> None:
         if not writes:
             return
-        sync = "" if durable else "SELECT set_config('synchronous_commit', 'off', true), "
-        query = (
-            f"WITH w AS (INSERT INTO {self._s}.writes (thread_id, task_id, kind, key, payload) "
-            f"SELECT %(tid)s, u.task_id, u.kind, u.key, u.payload FROM {_WRITES_SELECT} "
-            f"{_WRITES_UPSERT} RETURNING 1) " + (sync or "SELECT ") + "(SELECT count(*) FROM w)"
-        )
-        with self._conn("storing task writes", thread_id) as conn:
-            conn.execute(query, {"tid": thread_id, **_writes_params(writes)})
-
-    def claim(self, thread_id: str, owner: Owner, lease_seconds: float) -> Head | None:
         now = time.time()
-        params = {"tid": thread_id, "now": now, **_lease_params(owner, now + lease_seconds)}
-        query = (
-            f"INSERT INTO {self._s}.heads AS h (thread_id, lease_run, lease_host, lease_pid, "
-            "lease_expires) VALUES (%(tid)s, %(run)s, %(host)s, %(pid)s, %(exp)s) "
-            "ON CONFLICT (thread_id) DO UPDATE SET "
-            + _NEW_LEASE.format(h="h")
-            + " WHERE "
-            + _LEASE_OK.format(h="h")
-            + " RETURNING h.checkpoint_id, h.version"
+        query = self._put_sql[(fence is not None, durable)]
+        params = {"tid": thread_id, **_fence_params(fence, now, now), **_writes_params(writes)}
+        with self._conn("storing task writes", thread_id) as conn:
+            row = conn.execute(query, params).fetchone()
+            if row is not None and row[0] == 1:
+                return
+            stored = self._read_head_row(conn, thread_id)
+        raise write_refusal(thread_id, _lease_of(stored), fence, now, True) or advanced_error(
+            thread_id
         )
-        with self._conn("claiming the thread", thread_id) as conn:
-            for _attempt in range(3):
-                row = conn.execute(query, params).fetchone()
-                if row is not None:
-                    return None if row[0] is None else Head(row[0], int(row[1]))
-                lease = _lease_of(self._read_head_row(conn, thread_id))
-                if lease_blocks(lease, owner, now):
-                    raise ThreadBusyError(busy_message(thread_id, lease))
-                if lease is not None:
-                    params.update(
-                        srun=lease.owner.run_id, shost=lease.owner.host, spid=lease.owner.pid
-                    )
-        raise ThreadBusyError(busy_message(thread_id, None))
+
+    def claim(self, thread_id: str, owner: Owner, lease_seconds: float) -> Claim:
+        """Decided in Python (checkpoint/_lease.py) under the head row's lock."""
+        s, now = self._s, time.time()
+        with self._conn("claiming the thread", thread_id) as conn, conn.transaction():
+            conn.execute(
+                f"INSERT INTO {s}.heads (thread_id) VALUES (%s) ON CONFLICT DO NOTHING",
+                [thread_id],
+            )
+            row = conn.execute(
+                f"SELECT {_HEAD_COLS} FROM {s}.heads WHERE thread_id = %s FOR UPDATE",
+                [thread_id],
+            ).fetchone()
+            decision = decide_claim(
+                thread_id, _lease_of(row), _epoch_of(row), owner, now, lease_seconds
+            )
+            lease = decision.lease
+            if lease is not None:
+                conn.execute(
+                    f"UPDATE {s}.heads SET lease_run = %s, lease_host = %s, lease_pid = %s, "
+                    "lease_expires = %s, lease_epoch = %s WHERE thread_id = %s",
+                    [owner.run_id, owner.host, owner.pid, lease.expires_at, lease.epoch, thread_id],
+                )
+        if lease is None:
+            assert decision.error is not None
+            raise decision.error
+        head = None if row is None or row[0] is None else Head(row[0], int(row[1]))
+        return Claim(head, Fence(owner.run_id, lease.epoch))
+
+    def renew(self, thread_id: str, fence: Fence, lease_seconds: float) -> None:
+        with self._conn("renewing the lease", thread_id) as conn:
+            renewed = conn.execute(
+                f"UPDATE {self._s}.heads AS h SET lease_expires = %(exp)s "
+                f"WHERE h.thread_id = %(tid)s AND {_FENCED} RETURNING 1",
+                {"tid": thread_id, **_fence_params(fence, 0.0, time.time() + lease_seconds)},
+            ).fetchone()
+            if renewed is not None:
+                return
+            stored = self._read_head_row(conn, thread_id)
+        raise lost_error(thread_id, fence, _lease_of(stored))
 
     def release(self, thread_id: str, owner: Owner) -> None:
         s = self._s

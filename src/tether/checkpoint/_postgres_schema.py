@@ -65,6 +65,8 @@ def _migrations(s: str) -> list[list[str]]:
                 payload bytea NOT NULL,
                 PRIMARY KEY (thread_id, task_id, kind, key))""",
         ],
+        # Lease fencing (checkpoint/_lease.py): the epoch the lease is at, kept on release.
+        [f"ALTER TABLE {s}.heads ADD COLUMN lease_epoch bigint NOT NULL DEFAULT 0"],
     ]
 
 

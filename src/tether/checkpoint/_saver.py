@@ -14,14 +14,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import IO, Self
 
-from tether.checkpoint._base import (
-    CheckpointRow,
-    Head,
-    Owner,
-    ThreadDump,
-    ValueRow,
-    WriteRow,
-)
+from tether.checkpoint._base import CheckpointRow, Head, ThreadDump, ValueRow, WriteRow
+from tether.checkpoint._lease import DEFAULT_LEASE_SECONDS, Claim, Fence, Owner
 from tether.checkpoint._ops import export_lines, parse_lines, prune_thread, renamed
 from tether.errors import CheckpointError
 from tether.serde import Serializer
@@ -35,6 +29,10 @@ class Saver(ABC):
     """Encodes what the engine stores; savers themselves store bytes only."""
     blocking: bool = True
     """False when calls never block on I/O, so async callers may call them inline."""
+    lease_seconds: float = DEFAULT_LEASE_SECONDS
+    """How long a run keeps the thread without a commit or a heartbeat renewal; after
+    that another run may take it over (and the stalled one is fenced). Every saver takes
+    it as a keyword argument; runs renew it every third of it."""
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -80,34 +78,53 @@ class Saver(ABC):
         checkpoint: CheckpointRow,
         values: Sequence[ValueRow],
         writes: Sequence[WriteRow],
-        owner: Owner | None,
+        fence: Fence | None = None,
         lease_seconds: float,
         durable: bool,
     ) -> None:
         """Atomically: check the head version equals ``expected_version`` (None: the thread
-        has no head) and that no other live owner holds the lease, then store the checkpoint,
-        values and writes, move the head to the checkpoint with ``version =
-        checkpoint.version`` (which is ``expected_version + 1``, or 1), and renew the lease
-        for ``owner`` (if given). Raises ThreadBusyError when the check fails, storing
-        nothing. ``durable=True`` waits for the disk (fsync); False only needs the commit to
-        survive the process (not the OS)."""
+        has no head) and the lease (``_lease.write_refusal``: with a ``fence``, the stored
+        lease must still be that run's at that epoch, else LeaseLostError; without one, no
+        unexpired lease may be held), then store the checkpoint, values and writes, move
+        the head to the checkpoint with ``version = checkpoint.version`` (which is
+        ``expected_version + 1``, or 1), and with a fence extend the lease to now +
+        ``lease_seconds``. When a check fails it raises (ThreadBusyError, or its subclass
+        LeaseLostError) and stores nothing. ``durable=True`` waits for the disk (fsync);
+        False only needs the commit to survive the process (not the OS)."""
 
     @abstractmethod
-    def put_writes(self, thread_id: str, writes: Sequence[WriteRow], *, durable: bool) -> None:
-        """Store write rows for tasks of the thread's pending step (upsert by key)."""
+    def put_writes(
+        self,
+        thread_id: str,
+        writes: Sequence[WriteRow],
+        *,
+        fence: Fence | None = None,
+        durable: bool,
+    ) -> None:
+        """Store write rows for tasks of the thread's pending step (upsert by key), under
+        the same lease check as ``commit`` (made in the same transaction as the write)."""
 
-    # -- leases --------------------------------------------------------------------------
+    # -- leases (the rules: _lease.py) ---------------------------------------------------
 
     @abstractmethod
-    def claim(self, thread_id: str, owner: Owner, lease_seconds: float) -> Head | None:
-        """Take the thread's lease for ``owner`` and return the head. Succeeds when the lease
-        is free, expired, held by the same run, or held by a dead process on this host;
-        otherwise raises ThreadBusyError naming the holder. A thread with no head gets a
+    def claim(self, thread_id: str, owner: Owner, lease_seconds: float) -> Claim:
+        """Take the thread's lease for ``owner`` until now + ``lease_seconds`` and return
+        the head with the run's fence (``_lease.decide_claim``: free, expired, its own, or
+        held by an owner provably gone; taking it for another run bumps the epoch).
+        Otherwise raise ThreadBusyError naming the holder. A thread with no head gets a
         lease row so that two first runs also exclude each other."""
 
     @abstractmethod
+    def renew(self, thread_id: str, fence: Fence, lease_seconds: float) -> None:
+        """Extend the lease to now + ``lease_seconds`` if the stored lease is still the
+        one ``fence`` was issued for; otherwise raise LeaseLostError and change nothing.
+        (A heartbeat must never claim: that could take back a lease another run took
+        and released.)"""
+
+    @abstractmethod
     def release(self, thread_id: str, owner: Owner) -> None:
-        """Drop the lease if ``owner`` holds it (no error otherwise)."""
+        """Drop the lease if ``owner``'s run holds it, keeping its epoch (no error
+        otherwise)."""
 
     # -- maintenance ---------------------------------------------------------------------
 

@@ -14,21 +14,24 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from tether.checkpoint._base import (
-    CheckpointRow,
-    Head,
-    Owner,
-    ThreadDump,
-    ValueRow,
-    WriteRow,
-)
+from tether.checkpoint._base import CheckpointRow, Head, ThreadDump, ValueRow, WriteRow
 from tether.checkpoint._chains import chain_from_rows
-from tether.checkpoint._memory import busy_message, lease_blocks
+from tether.checkpoint._lease import (
+    DEFAULT_LEASE_SECONDS,
+    Claim,
+    Fence,
+    Owner,
+    check_lease_seconds,
+    decide_claim,
+    lost_error,
+    write_refusal,
+)
 from tether.checkpoint._saver import Saver
 from tether.checkpoint._sqlite_rows import (
     CHECKPOINT_COLS,
     HEAD_SQL,
     checkpoint_of,
+    epoch_of,
     head_of,
     insert_rows,
     lease_of,
@@ -37,7 +40,7 @@ from tether.checkpoint._sqlite_rows import (
     write_of,
 )
 from tether.checkpoint._sqlite_schema import VERSION_BITS, VERSION_MASK, migrate
-from tether.errors import CheckpointError, ThreadBusyError
+from tether.errors import CheckpointError
 from tether.serde import Serializer, default_serializer
 
 # SQLite allows 32766 bound parameters per statement; stay far below it.
@@ -64,8 +67,10 @@ class SqliteSaver(Saver):
         *,
         serde: Serializer | None = None,
         busy_timeout_ms: int = 30000,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
     ) -> None:
         self.serde: Serializer = serde if serde is not None else default_serializer()
+        self.lease_seconds = check_lease_seconds(lease_seconds)
         self.path = os.fspath(path)
         self._lock = threading.RLock()
         self._synchronous = "NORMAL"
@@ -282,65 +287,84 @@ class SqliteSaver(Saver):
         checkpoint: CheckpointRow,
         values: Sequence[ValueRow],
         writes: Sequence[WriteRow],
-        owner: Owner | None,
+        fence: Fence | None = None,
         lease_seconds: float,
         durable: bool,
     ) -> None:
         now = time.time()
         with self._tx(thread_id, "IMMEDIATE", durable) as conn:
             row = conn.execute(HEAD_SQL, (thread_id,)).fetchone()
-            lease = lease_of(row)
             head = head_of(row)
             current = head.version if head is not None else None
-            if current != expected_version or lease_blocks(lease, owner, now):
-                raise ThreadBusyError(busy_message(thread_id, lease))
+            refused = write_refusal(
+                thread_id, lease_of(row), fence, now, current == expected_version
+            )
+            if refused is not None:
+                raise refused
             tid = int(row[0]) if row is not None else new_thread(conn, thread_id)
             insert_rows(conn, thread_id, tid, [checkpoint], values, writes)
             head_id = pack_id(checkpoint.checkpoint_id)
-            if owner is None:
+            if fence is None:
                 conn.execute(
                     "UPDATE heads SET checkpoint_id = ?, version = ? WHERE thread_id = ?",
                     (head_id, checkpoint.version, thread_id),
                 )
             else:
                 conn.execute(
-                    "UPDATE heads SET checkpoint_id = ?, version = ?, lease_run = ?, "
-                    "lease_host = ?, lease_pid = ?, lease_expires = ? WHERE thread_id = ?",
-                    (
-                        head_id,
-                        checkpoint.version,
-                        owner.run_id,
-                        owner.host,
-                        owner.pid,
-                        now + lease_seconds,
-                        thread_id,
-                    ),
+                    "UPDATE heads SET checkpoint_id = ?, version = ?, lease_expires = ? "
+                    "WHERE thread_id = ?",
+                    (head_id, checkpoint.version, now + lease_seconds, thread_id),
                 )
 
-    def put_writes(self, thread_id: str, writes: Sequence[WriteRow], *, durable: bool) -> None:
+    def put_writes(
+        self,
+        thread_id: str,
+        writes: Sequence[WriteRow],
+        *,
+        fence: Fence | None = None,
+        durable: bool,
+    ) -> None:
         if not writes:
             return
+        now = time.time()
         with self._tx(thread_id, "IMMEDIATE", durable) as conn:
-            tid = self._tid(conn, thread_id)
-            if tid is None:
-                tid = new_thread(conn, thread_id)
+            row = conn.execute(HEAD_SQL, (thread_id,)).fetchone()
+            refused = write_refusal(thread_id, lease_of(row), fence, now, True)
+            if refused is not None:
+                raise refused
+            tid = int(row[0]) if row is not None else new_thread(conn, thread_id)
             insert_rows(conn, thread_id, tid, [], [], writes)
 
-    def claim(self, thread_id: str, owner: Owner, lease_seconds: float) -> Head | None:
+    def claim(self, thread_id: str, owner: Owner, lease_seconds: float) -> Claim:
         now = time.time()
         with self._tx(thread_id, "IMMEDIATE", False) as conn:  # a lease needs no fsync
             row = conn.execute(HEAD_SQL, (thread_id,)).fetchone()
-            lease = lease_of(row)
-            if lease_blocks(lease, owner, now):
-                raise ThreadBusyError(busy_message(thread_id, lease))
+            decision = decide_claim(
+                thread_id, lease_of(row), epoch_of(row), owner, now, lease_seconds
+            )
+            lease = decision.lease
+            if lease is None:
+                assert decision.error is not None
+                raise decision.error
             if row is None:
                 new_thread(conn, thread_id)
             conn.execute(
                 "UPDATE heads SET lease_run = ?, lease_host = ?, lease_pid = ?, "
-                "lease_expires = ? WHERE thread_id = ?",
-                (owner.run_id, owner.host, owner.pid, now + lease_seconds, thread_id),
+                "lease_expires = ?, lease_epoch = ? WHERE thread_id = ?",
+                (owner.run_id, owner.host, owner.pid, lease.expires_at, lease.epoch, thread_id),
             )
-            return head_of(row)
+            return Claim(head_of(row), Fence(owner.run_id, lease.epoch))
+
+    def renew(self, thread_id: str, fence: Fence, lease_seconds: float) -> None:
+        with self._tx(thread_id, "IMMEDIATE", False) as conn:
+            renewed = conn.execute(
+                "UPDATE heads SET lease_expires = ? WHERE thread_id = ? AND lease_run = ? "
+                "AND lease_epoch = ?",
+                (time.time() + lease_seconds, thread_id, fence.run_id, fence.epoch),
+            ).rowcount
+            if not renewed:
+                row = conn.execute(HEAD_SQL, (thread_id,)).fetchone()
+                raise lost_error(thread_id, fence, lease_of(row))
 
     def release(self, thread_id: str, owner: Owner) -> None:
         with self._tx(thread_id, "IMMEDIATE", False) as conn:

@@ -57,8 +57,11 @@ _V1 = (
     "INSERT INTO tether_schema (name, value) VALUES ('next_tid', 1)",
 )
 
+# Lease fencing (checkpoint/_lease.py): the epoch the lease is at, kept when it is released.
+_V2 = ("ALTER TABLE heads ADD COLUMN lease_epoch INTEGER NOT NULL DEFAULT 0",)
+
 # MIGRATIONS[i] takes a file from schema version i to i + 1. Append only; never edit.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1,)
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 VERSION_BITS = 32

@@ -34,6 +34,7 @@ from tether.engine._runtime import (
 )
 from tether.engine._spec import GraphSpec
 from tether.engine._status import TaskLog
+from tether.errors import LeaseLostError
 from tether.types import Command, Interrupt, RetryPolicy
 
 T = TypeVar("T")
@@ -110,13 +111,16 @@ def with_retries(
     attempt_fn: Callable[[int], T],
     on_retry: Callable[[int, BaseException], None] | None = None,
 ) -> T:
-    """Call ``attempt_fn(attempt)`` until it succeeds or the policy gives up."""
+    """Call ``attempt_fn(attempt)`` until it succeeds or the policy gives up. A run that lost
+    its lease is never retried, whatever the policy says: it is fenced and must stop."""
     attempt = 1
     while True:
         try:
             return attempt_fn(attempt)
         except Exception as exc:
-            if policy is None or attempt >= policy.max_attempts or not policy.should_retry(exc):
+            if isinstance(exc, LeaseLostError) or policy is None:
+                raise
+            if attempt >= policy.max_attempts or not policy.should_retry(exc):
                 raise
             attempt += 1
             if on_retry is not None:
@@ -165,6 +169,7 @@ def run_task(
     args = (node_input, run.config) if node.takes_config else (node_input,)
 
     def attempt(n: int) -> TaskOutput:
+        run.check_lease()
         ctx = TaskContext(run, task, log, task.node, "", n)
         try:
             result = call_user(node.fn, node.is_async, args, ctx)

@@ -16,7 +16,7 @@ from typing import Any
 from tether.checkpoint._base import WriteRow
 from tether.engine._planner import PlannedTask
 from tether.engine._status import TaskLog
-from tether.errors import InterruptError, TaskCallError
+from tether.errors import InterruptError, LeaseLostError, TaskCallError
 from tether.serde import Serializer
 from tether.types import Interrupt
 
@@ -45,6 +45,19 @@ class RunContext:
     on_node_start: Callable[[], None] | None = None
     metrics: dict[str, int] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    lost: LeaseLostError | None = None
+    """Set once the run's lease is found taken over (by a fenced write or the heartbeat):
+    from then on the run starts no node or ``@task`` attempt, writes nothing, and ends with
+    this error."""
+
+    def lose(self, exc: LeaseLostError) -> None:
+        if self.lost is None:
+            self.lost = exc
+
+    def check_lease(self) -> None:
+        """Raise the run's LeaseLostError once it has lost its lease."""
+        if self.lost is not None:
+            raise self.lost
 
     def count(self, name: str, n: int = 1) -> None:
         with self.lock:

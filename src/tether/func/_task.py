@@ -107,6 +107,7 @@ class TaskFunction(Generic[P, T]):
 
     def _execute(self, ctx: TaskContext, call: Callable[[], T], key: str, arg_hash: str) -> T:
         def attempt(n: int) -> T:
+            ctx.run.check_lease()  # a fenced run starts no new side effect
             ctx.attempt = n
             return call_user(call, self.is_async, (), ctx)  # type: ignore[no-any-return]
 

@@ -1,0 +1,198 @@
+"""Who may write this thread: the lease rules, in one place. Every saver applies these.
+
+A thread is written by one run at a time, the holder of its lease (owner, expiry, epoch).
+
+- **Claim.** A run takes the lease when it is free, expired, already its own, or held by an
+  owner that is provably gone (``Owner.is_gone``). Taking it for another run bumps the
+  epoch; a run's claim of the lease it already holds keeps it. Releasing clears the holder
+  and keeps the epoch.
+- **Fence.** Every write of a run (``commit`` and ``put_writes``) carries the run's
+  ``Fence`` (run id, epoch). The saver checks, in the same transaction as the write, that the
+  stored lease still names that run and that epoch; if not it raises LeaseLostError and
+  stores nothing. A lease that expired but that nobody took still passes: nobody else wrote
+  in between, so its holder may go on (and its next commit renews it).
+- **Renew.** The heartbeat extends only its own lease (``Saver.renew``), fenced like a write;
+  it never claims.
+- **Unleased writes** (tools and tests, no fence) are refused while an unexpired lease is
+  held by anyone.
+
+Where a saver cannot run Python inside its transaction (Postgres, Redis), it states the
+fence as an equality on (run, epoch) in SQL or Lua, and the claim reads, decides here, and
+writes under a row lock or a compare-and-set on the lease it read.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+from dataclasses import dataclass, field
+
+from tether.checkpoint._base import Head
+from tether.errors import ConfigError, LeaseLostError, ThreadBusyError
+
+HOSTNAME = socket.gethostname()
+
+DEFAULT_LEASE_SECONDS = 300.0
+"""How long a lease lasts without a commit or a renewal (``Saver(lease_seconds=...)``)."""
+
+_ENDED_RUNS: set[str] = set()
+
+
+def mark_run_ended(run_id: str) -> None:
+    """Record that a run of this process has ended without releasing its lease (the release
+    failed, say while the server was down): this process may take that lease at once."""
+    _ENDED_RUNS.add(run_id)
+
+
+def check_lease_seconds(value: float) -> float:
+    """A lease length as given to a saver, checked."""
+    if not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+        raise ConfigError(
+            f"lease_seconds must be a positive number of seconds, got {value!r} (the default "
+            f"is {DEFAULT_LEASE_SECONDS:g})"
+        )
+    return float(value)
+
+
+@dataclass(frozen=True, slots=True)
+class Owner:
+    """Who holds a thread's lease: a run, on a host, in a process."""
+
+    run_id: str
+    host: str = HOSTNAME
+    pid: int = field(default_factory=os.getpid)
+
+    def is_gone(self) -> bool:
+        """True when this owner can provably never write again: it was a process on this
+        host that no longer exists, or a run of this very process that has ended."""
+        if self.host != HOSTNAME:
+            return False
+        if self.pid == os.getpid():
+            return self.run_id in _ENDED_RUNS
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """A thread's lease as stored: the holder, the wall-clock time it expires, and the epoch
+    (bumped each time the lease passes to another run)."""
+
+    owner: Owner
+    expires_at: float
+    epoch: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Fence:
+    """What every write of a run carries: its run id and the epoch its claim returned."""
+
+    run_id: str
+    epoch: int
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """What a successful claim returns: the thread's head and the run's fence."""
+
+    head: Head | None
+    fence: Fence
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimDecision:
+    """What a claim does to the stored lease: ``lease`` is the lease to store when granted;
+    ``error`` is what the claimant gets when refused."""
+
+    lease: Lease | None
+    error: ThreadBusyError | None
+
+
+def holds(lease: Lease | None, fence: Fence) -> bool:
+    """True when the stored ``lease`` is still the one ``fence`` was issued for."""
+    return lease is not None and lease.owner.run_id == fence.run_id and lease.epoch == fence.epoch
+
+
+def in_force(lease: Lease | None, now: float) -> bool:
+    """True when ``lease`` is held and has not expired (the rule unleased writes obey)."""
+    return lease is not None and lease.expires_at > now
+
+
+def blocks(lease: Lease | None, owner: Owner, now: float) -> bool:
+    """True when ``lease`` keeps ``owner`` from taking the thread: held by another run,
+    unexpired, and its owner not provably gone."""
+    if not in_force(lease, now):
+        return False
+    assert lease is not None
+    return lease.owner.run_id != owner.run_id and not lease.owner.is_gone()
+
+
+def decide_claim(
+    thread_id: str,
+    lease: Lease | None,
+    epoch: int,
+    owner: Owner,
+    now: float,
+    lease_seconds: float,
+) -> ClaimDecision:
+    """The outcome of ``owner`` claiming a thread whose stored lease is ``lease`` and whose
+    stored epoch is ``epoch`` (kept when the lease was released; 0 for a new thread)."""
+    if blocks(lease, owner, now):
+        return ClaimDecision(None, busy_error(thread_id, lease))
+    mine = lease is not None and lease.owner.run_id == owner.run_id
+    return ClaimDecision(Lease(owner, now + lease_seconds, epoch if mine else epoch + 1), None)
+
+
+def write_refusal(
+    thread_id: str, lease: Lease | None, fence: Fence | None, now: float, version_ok: bool
+) -> ThreadBusyError | None:
+    """Why a write to a thread whose stored lease is ``lease`` is refused, or None when it may
+    go ahead. ``version_ok``: the head is at the version the write expects."""
+    if fence is not None and not holds(lease, fence):
+        return lost_error(thread_id, fence, lease)
+    if fence is None and in_force(lease, now):
+        return busy_error(thread_id, lease)
+    if not version_ok:
+        return advanced_error(thread_id)
+    return None
+
+
+def busy_error(thread_id: str, lease: Lease | None) -> ThreadBusyError:
+    if lease is None:
+        return advanced_error(thread_id)
+    o = lease.owner
+    return ThreadBusyError(
+        f"thread {thread_id!r} is being run by run {o.run_id} (pid {o.pid} on {o.host}); "
+        "wait for it to finish, or pass on_busy='wait'"
+    )
+
+
+def advanced_error(thread_id: str) -> ThreadBusyError:
+    return ThreadBusyError(
+        f"thread {thread_id!r} was advanced by another writer since this run read it; "
+        "reload the thread (get_state) and try again"
+    )
+
+
+def lost_error(thread_id: str, fence: Fence, lease: Lease | None) -> LeaseLostError:
+    """The run ``fence`` was issued to no longer holds the thread."""
+    if lease is None:
+        taker = "its lease was taken over and has since been released (or the thread deleted)"
+    elif lease.owner.run_id == fence.run_id:
+        taker = f"its lease was taken over, then claimed again at epoch {lease.epoch}"
+    else:
+        o = lease.owner
+        taker = (
+            f"run {o.run_id} (pid {o.pid} on {o.host}) took the thread over at epoch {lease.epoch}"
+        )
+    return LeaseLostError(
+        f"thread {thread_id!r}: run {fence.run_id} lost its lease (epoch {fence.epoch}): "
+        f"{taker}. The run stalled past its lease and was fenced; nothing it wrote after "
+        "that was stored. Reload the thread (get_state) to see the other run's result"
+    )
