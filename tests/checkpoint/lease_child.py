@@ -8,8 +8,15 @@ Roles:
   label to ``effects``, writes ``entered`` and, given ``go``, waits for that file) and then
   ``interrupt()``s when ``ask`` is set. With ``beats``, every heartbeat renewal appends "ok" or
   "lost" there. With ``waiting``, the first refused claim touches that file.
-- "claim": claim the thread's lease with a fresh run, write ``entered``, then wait for ``go``
-  (or exit at once, holding the lease as a dead process would, with ``exit``).
+- "claim": claim the thread's lease with a fresh run, write ``entered`` (pid and run id as
+  JSON), then wait for ``go`` (or exit at once, holding the lease as a dead process would,
+  with ``exit``).
+- "reuse" (run as pid 1 of a fresh pid namespace): a holder claims the lease and dies, a new
+  process is given the holder's pid, then this process claims; prints whether it took the
+  lease.
+
+With ``next_pid`` (in a fresh pid namespace, as root) the process first starts itself again
+as that pid, through ``/proc/sys/kernel/ns_last_pid``, and exits with the copy's code.
 
 Exit codes: 0 done (last stdout line: the result as JSON), 3 ThreadBusyError, 4
 LeaseLostError (stdout: LOST and the message).
@@ -20,6 +27,7 @@ from __future__ import annotations
 import json
 import operator
 import os
+import subprocess
 import sys
 import time
 import uuid
@@ -141,11 +149,51 @@ def hold(saver: Saver) -> Any:
     return {"pid": os.getpid()}
 
 
+def start_as(pid: int, args: dict[str, Any], **popen: Any) -> subprocess.Popen[Any]:
+    """Start this script with ``args`` as process ``pid`` of our pid namespace (pids are
+    handed out in order after ``ns_last_pid``, and nothing else runs in a fresh namespace)."""
+    with open("/proc/sys/kernel/ns_last_pid", "w") as f:
+        f.write(str(pid - 1))
+    proc = subprocess.Popen([sys.executable, __file__, json.dumps(args)], **popen)
+    assert proc.pid == pid, (proc.pid, pid)
+    return proc
+
+
+def reuse(saver: Saver) -> Any:
+    entered = ARGS["entered"]
+    holder = {**ARGS, "role": "claim", "exit": True}
+    subprocess.run([sys.executable, __file__, json.dumps(holder)], check=True)
+    dead = json.loads(Path(entered).read_text())
+    sleeper = start_as(dead["pid"], {"role": "sleep"}, stdin=subprocess.PIPE)
+    try:
+        owner = Owner(uuid.uuid4().hex)
+        try:
+            saver.claim(ARGS["thread"], owner, saver.lease_seconds)
+        except ThreadBusyError as exc:
+            return {
+                "holder": dead["pid"],
+                "reused_by": sleeper.pid,
+                "taken": False,
+                "why": str(exc),
+            }
+        return {"holder": dead["pid"], "reused_by": sleeper.pid, "taken": True}
+    finally:
+        assert sleeper.stdin is not None
+        sleeper.stdin.close()
+        sleeper.wait()
+
+
 def main() -> int:
+    if ARGS["role"] == "sleep":
+        sys.stdin.read()  # until the parent closes our stdin
+        return 0
+    if ARGS.get("next_pid"):
+        return start_as(ARGS["next_pid"], {**ARGS, "next_pid": None}).wait()
     saver = open_saver()
     watch(saver)
     try:
-        out = hold(saver) if ARGS["role"] == "claim" else run(saver)
+        roles = {"claim": hold, "reuse": reuse, "run": run}
+        out = roles[ARGS["role"]](saver)
     except LeaseLostError as exc:
         print(f"LOST {exc}")
         return LOST_EXIT

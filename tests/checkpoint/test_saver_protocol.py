@@ -23,6 +23,7 @@ from tether.checkpoint import (
     ValueRow,
     WriteRow,
 )
+from tether.checkpoint._lease import this_process
 from tether.errors import CheckpointError, LeaseLostError, ThreadBusyError
 
 SaverFactory = Callable[..., Saver]
@@ -365,13 +366,19 @@ def test_expired_lease_can_be_taken(saver_factory: SaverFactory) -> None:
 
 def test_lease_of_dead_process_can_be_taken(saver_factory: SaverFactory) -> None:
     saver = saver_factory()
-    pid = dead_pid()
-    saver.claim(T, Owner("run-dead", pid=pid), 3600)
+    here = this_process()
+    dead = dataclasses.replace(here, pid=dead_pid())
+    saver.claim(T, Owner("run-dead", dead), 3600)
     assert saver.claim(T, Owner("run-b"), 60).head is None
-    # A dead pid on another host proves nothing: that lease still holds.
-    saver.claim("t2", Owner("run-far", host="elsewhere.invalid", pid=pid), 3600)
+    # A dead pid on another machine (another boot) proves nothing: that lease still holds.
+    far = dataclasses.replace(dead, host="elsewhere.invalid", boot_id="another-boot")
+    saver.claim("t2", Owner("run-far", far), 3600)
     with pytest.raises(ThreadBusyError, match=r"elsewhere\.invalid"):
         saver.claim("t2", Owner("run-b"), 60)
+    # Nor does one in another pid namespace, even on this host.
+    saver.claim("t3", Owner("run-ns", dataclasses.replace(dead, pid_ns=here.pid_ns + 1)), 3600)
+    with pytest.raises(ThreadBusyError, match="run-ns"):
+        saver.claim("t3", Owner("run-b"), 60)
 
 
 def test_commit_respects_a_live_lease(saver_factory: SaverFactory) -> None:

@@ -3,9 +3,11 @@
 A thread is written by one run at a time, the holder of its lease (owner, expiry, epoch).
 
 - **Claim.** A run takes the lease when it is free, expired, already its own, or held by an
-  owner that is provably gone (``Owner.is_gone``). Taking it for another run bumps the
-  epoch; a run's claim of the lease it already holds keeps it. Releasing clears the holder
-  and keeps the epoch.
+  owner that is provably gone (``Owner.is_gone``): a run of this process that has ended, or a
+  process that is dead in our pid namespace on our boot (``Process.is_dead``; a process of
+  another namespace or machine, even with our hostname, only loses its lease by expiry).
+  Taking it for another run bumps the epoch; a run's claim of the lease it already holds
+  keeps it. Releasing clears the holder and keeps the epoch.
 - **Fence.** Every write of a run (``commit`` and ``put_writes``) carries the run's
   ``Fence`` (run id, epoch). The saver checks, in the same transaction as the write, that the
   stored lease still names that run and that epoch; if not it raises LeaseLostError and
@@ -56,27 +58,111 @@ def check_lease_seconds(value: float) -> float:
 
 
 @dataclass(frozen=True, slots=True)
+class Process:
+    """A process, identified so that another process can tell whether it is still alive:
+    the kernel boot (``/proc/sys/kernel/random/boot_id``), the pid namespace (inode of
+    ``/proc/self/ns/pid``), the pid in that namespace, and the start time (clock ticks after
+    boot, ``/proc/<pid>/stat`` field 22), which tells a reused pid apart. Off Linux the last
+    three are unknown ("" and 0)."""
+
+    host: str
+    pid: int
+    boot_id: str = ""
+    pid_ns: int = 0
+    started: int = 0
+
+    @property
+    def token(self) -> str:
+        """The Linux identity as stored with a lease ("" when unknown)."""
+        return f"{self.boot_id}/{self.pid_ns}/{self.started}" if self.boot_id else ""
+
+    @classmethod
+    def from_stored(cls, host: str, pid: int, token: str | None) -> Process:
+        boot_id, ns, started = (token or "//").split("/", 2)
+        return cls(host, pid, boot_id, int(ns or 0), int(started or 0))
+
+    def is_dead(self) -> bool:
+        """True only when this process provably no longer runs: it was a process of our
+        boot and our pid namespace, and its pid is now free, a zombie, or another process
+        (another start time). A process of another namespace or machine is never judged
+        here, whatever its hostname: its lease ends by expiry."""
+        here = this_process()
+        if not (self.boot_id or here.boot_id):
+            return self.host == here.host and _pid_gone(self.pid)  # no pid namespaces here
+        if (self.boot_id, self.pid_ns) != (here.boot_id, here.pid_ns) or not self.started:
+            return False
+        return start_time(self.pid) != self.started
+
+
+_THIS: dict[int, Process] = {}
+
+
+def this_process() -> Process:
+    """This process's identity (read once per pid, so a forked child gets its own)."""
+    pid = os.getpid()
+    found = _THIS.get(pid)
+    if found is None:
+        found = _THIS[pid] = Process(HOSTNAME, pid, *_linux_identity(pid))
+    return found
+
+
+def _linux_identity(pid: int) -> tuple[str, int, int]:
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            boot_id = f.read().strip()
+        pid_ns = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return "", 0, 0
+    started = start_time(pid)
+    return (boot_id, pid_ns, started) if started is not None else ("", 0, 0)
+
+
+def start_time(pid: int) -> int | None:
+    """When process ``pid`` of our pid namespace started (clock ticks after boot), or None
+    when there is no such process or it is a zombie (it can never write again)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces and parentheses: split after its last ")".
+    fields = stat[stat.rindex(b")") + 2 :].split()
+    if fields[0] in (b"Z", b"X"):
+        return None
+    return int(fields[19])
+
+
+def _pid_gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+@dataclass(frozen=True, slots=True)
 class Owner:
-    """Who holds a thread's lease: a run, on a host, in a process."""
+    """Who holds a thread's lease: a run, in a process (by default this one)."""
 
     run_id: str
-    host: str = HOSTNAME
-    pid: int = field(default_factory=os.getpid)
+    process: Process = field(default_factory=this_process)
+
+    @property
+    def host(self) -> str:
+        return self.process.host
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
 
     def is_gone(self) -> bool:
-        """True when this owner can provably never write again: it was a process on this
-        host that no longer exists, or a run of this very process that has ended."""
-        if self.host != HOSTNAME:
-            return False
-        if self.pid == os.getpid():
+        """True when this owner can provably never write again: a run of this very process
+        that has ended, or a process that is dead (``Process.is_dead``)."""
+        if self.process == this_process():
             return self.run_id in _ENDED_RUNS
-        try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
-            return True
-        except PermissionError:
-            return False
-        return False
+        return self.process.is_dead()
 
 
 @dataclass(frozen=True, slots=True)

@@ -356,8 +356,16 @@ class PostgresSaver(Saver):
             if lease is not None:
                 conn.execute(
                     f"UPDATE {s}.heads SET lease_run = %s, lease_host = %s, lease_pid = %s, "
-                    "lease_expires = %s, lease_epoch = %s WHERE thread_id = %s",
-                    [owner.run_id, owner.host, owner.pid, lease.expires_at, lease.epoch, thread_id],
+                    "lease_proc = %s, lease_expires = %s, lease_epoch = %s WHERE thread_id = %s",
+                    [
+                        owner.run_id,
+                        owner.host,
+                        owner.pid,
+                        owner.process.token,
+                        lease.expires_at,
+                        lease.epoch,
+                        thread_id,
+                    ],
                 )
         if lease is None:
             assert decision.error is not None
@@ -385,7 +393,8 @@ class PostgresSaver(Saver):
                 "AND lease_run = %(run)s AND version IS NULL "
                 f"AND NOT EXISTS (SELECT 1 FROM {s}.writes WHERE thread_id = %(tid)s)) "
                 f"UPDATE {s}.heads SET lease_run = NULL, lease_host = NULL, lease_pid = NULL, "
-                "lease_expires = NULL WHERE thread_id = %(tid)s AND lease_run = %(run)s",
+                "lease_proc = NULL, lease_expires = NULL "
+                "WHERE thread_id = %(tid)s AND lease_run = %(run)s",
                 {"tid": thread_id, "run": owner.run_id},
             )
 
@@ -470,7 +479,8 @@ class PostgresSaver(Saver):
                     f"INSERT INTO {s}.heads AS h (thread_id, checkpoint_id, version) "
                     "VALUES (%s, %s, %s) ON CONFLICT (thread_id) DO UPDATE SET "
                     "checkpoint_id = EXCLUDED.checkpoint_id, version = EXCLUDED.version, "
-                    "lease_run = NULL, lease_host = NULL, lease_pid = NULL, lease_expires = NULL "
+                    "lease_run = NULL, lease_host = NULL, lease_pid = NULL, lease_proc = NULL, "
+                    "lease_expires = NULL "
                     "WHERE h.version IS NULL RETURNING 1",
                     [tid, dump.head.checkpoint_id, dump.head.version],
                 ).fetchone()

@@ -65,8 +65,12 @@ def _migrations(s: str) -> list[list[str]]:
                 payload bytea NOT NULL,
                 PRIMARY KEY (thread_id, task_id, kind, key))""",
         ],
-        # Lease fencing (checkpoint/_lease.py): the epoch the lease is at, kept on release.
-        [f"ALTER TABLE {s}.heads ADD COLUMN lease_epoch bigint NOT NULL DEFAULT 0"],
+        # Leases (checkpoint/_lease.py): the epoch the lease is at (kept on release), and the
+        # holder's process identity (boot id / pid namespace / start time).
+        [
+            f"ALTER TABLE {s}.heads ADD COLUMN lease_epoch bigint NOT NULL DEFAULT 0",
+            f"ALTER TABLE {s}.heads ADD COLUMN lease_proc text",
+        ],
     ]
 
 

@@ -13,7 +13,7 @@ from typing import Any, cast
 import psycopg
 
 from tether.checkpoint._base import CheckpointRow, ValueRow, WriteKind, WriteRow
-from tether.checkpoint._lease import Fence, Lease, Owner
+from tether.checkpoint._lease import Fence, Lease, Owner, Process
 
 # The fence of a run's write (see checkpoint/_lease.py): the stored lease is still its own.
 _FENCED = "h.lease_run = %(frun)s::text AND h.lease_epoch = %(fepoch)s::int8"
@@ -34,7 +34,10 @@ _WRITES_SELECT = (
 _WRITES_UPSERT = (
     "ON CONFLICT (thread_id, task_id, kind, key) DO UPDATE SET payload = EXCLUDED.payload"
 )
-_HEAD_COLS = "checkpoint_id, version, lease_run, lease_host, lease_pid, lease_expires, lease_epoch"
+_HEAD_COLS = (
+    "checkpoint_id, version, lease_run, lease_host, lease_pid, lease_expires, lease_epoch, "
+    "lease_proc"
+)
 _CP_COLS = "checkpoint_id, parent_id, version, step, created_at, body"
 
 
@@ -105,7 +108,7 @@ def _lease_of(row: Sequence[Any] | None) -> Lease | None:
     """The lease held in a ``_HEAD_COLS`` row, or None when it is free."""
     if row is None or row[2] is None:
         return None
-    owner = Owner(run_id=row[2], host=row[3], pid=int(row[4]))
+    owner = Owner(row[2], Process.from_stored(row[3], int(row[4]), row[7]))
     return Lease(owner, float(row[5]), int(row[6]))
 
 

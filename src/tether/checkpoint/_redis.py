@@ -26,6 +26,7 @@ from tether.checkpoint._lease import (
     Fence,
     Lease,
     Owner,
+    Process,
     advanced_error,
     check_lease_seconds,
     decide_claim,
@@ -78,12 +79,12 @@ def _checkpoint_of(thread_id: str, checkpoint_id: str, raw: bytes) -> Checkpoint
 
 
 def _lease_of(fields: Sequence[bytes | None]) -> Lease | None:
-    """The lease held in ``[run, host, pid, expires, epoch]`` (a script's busy reply from its
-    third item on, or the head's fields), or None when it is free."""
+    """The lease held in ``[run, host, pid, expires, epoch, process]`` (a script's busy
+    reply from its third item on, or the head's fields), or None when it is free."""
     if not fields[0]:
         return None
-    owner = Owner(run_id=_s(fields[0]), host=_s(fields[1] or b""), pid=int(fields[2] or 0))
-    return Lease(owner, float(fields[3] or 0), int(fields[4] or 0))
+    process = Process.from_stored(_s(fields[1] or b""), int(fields[2] or 0), _s(fields[5] or b""))
+    return Lease(Owner(_s(fields[0]), process), float(fields[3] or 0), int(fields[4] or 0))
 
 
 def _safe_url(url: str) -> str:
@@ -331,7 +332,7 @@ class RedisSaver(Saver):
     def _refusal(
         thread_id: str, reply: Sequence[Any], fence: Fence | None, now: float, version_ok: bool
     ) -> ThreadBusyError:
-        lease = _lease_of(reply[2:7])
+        lease = _lease_of(reply[2:8])
         return write_refusal(thread_id, lease, fence, now, version_ok) or advanced_error(thread_id)
 
     def put_writes(
@@ -363,7 +364,7 @@ class RedisSaver(Saver):
             fields = self._call(
                 "claiming the thread",
                 thread_id,
-                lambda: self._r.hmget(key, "lrun", "lhost", "lpid", "lexp", "lep"),
+                lambda: self._r.hmget(key, "lrun", "lhost", "lpid", "lexp", "lep", "lproc"),
             )
             stored = _lease_of(fields)
             epoch = int(fields[4] or 0)
@@ -383,6 +384,7 @@ class RedisSaver(Saver):
                 repr(lease.expires_at),
                 str(lease.epoch),
                 self._ttl,
+                owner.process.token,
             ]
             reply = self._script(
                 "CLAIM", "claiming the thread", thread_id, self._keys(thread_id), args
@@ -405,7 +407,7 @@ class RedisSaver(Saver):
         ]
         reply = self._script("RENEW", "renewing the lease", thread_id, self._keys(thread_id), args)
         if reply[0] != 1:
-            raise lost_error(thread_id, fence, _lease_of(reply[2:7]))
+            raise lost_error(thread_id, fence, _lease_of(reply[2:8]))
 
     def release(self, thread_id: str, owner: Owner) -> None:
         k = self._keys(thread_id)

@@ -70,14 +70,14 @@ end
 _PRELUDE = (
     """
 local function lease_of(head)
-  return redis.call('HMGET', head, 'lrun', 'lhost', 'lpid', 'lexp', 'lep')
+  return redis.call('HMGET', head, 'lrun', 'lhost', 'lpid', 'lexp', 'lep', 'lproc')
 end
 local function lease_ok(l, now, run, epoch)
   if run ~= '' then return l[1] == run and (l[5] or '0') == epoch end
   return (not l[1]) or tonumber(l[4]) <= tonumber(now)
 end
 local function busy(ver, l)
-  return {0, ver or '', l[1] or '', l[2] or '', l[3] or '', l[4] or '', l[5] or '0'}
+  return {0, ver or '', l[1] or '', l[2] or '', l[3] or '', l[4] or '', l[5] or '0', l[6] or ''}
 end
 local function touch(ttl, tid)
   if ttl == '' then return end
@@ -144,7 +144,7 @@ return {1}
 
 # The second half of a claim, decided in Python from the lease it read: store the new lease
 # if the stored one is still what was read (else return {0}: read and decide again).
-# ARGV: tid read_run read_exp read_epoch run host pid exp epoch ttl
+# ARGV: tid read_run read_exp read_epoch run host pid exp epoch ttl proc
 CLAIM = (
     _PRELUDE
     + """
@@ -153,7 +153,7 @@ if (l[1] or '') ~= ARGV[2] or (l[4] or '') ~= ARGV[3] or (l[5] or '0') ~= ARGV[4
   return {0}
 end
 redis.call('HSET', KEYS[1], 'lrun', ARGV[5], 'lhost', ARGV[6], 'lpid', ARGV[7], 'lexp', ARGV[8],
-  'lep', ARGV[9])
+  'lep', ARGV[9], 'lproc', ARGV[11])
 touch(ARGV[10], ARGV[1])
 local head = redis.call('HMGET', KEYS[1], 'cp', 'ver')
 return {1, head[1] or '', head[2] or ''}
@@ -178,7 +178,7 @@ if redis.call('HGET', KEYS[1], 'lrun') ~= ARGV[1] then return 0 end
 if redis.call('HEXISTS', KEYS[1], 'ver') == 0 and redis.call('EXISTS', KEYS[2]) == 0 then
   redis.call('DEL', KEYS[1])
 else
-  redis.call('HDEL', KEYS[1], 'lrun', 'lhost', 'lpid', 'lexp')
+  redis.call('HDEL', KEYS[1], 'lrun', 'lhost', 'lpid', 'lexp', 'lproc')
 end
 return 1
 """

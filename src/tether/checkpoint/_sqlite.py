@@ -349,9 +349,17 @@ class SqliteSaver(Saver):
             if row is None:
                 new_thread(conn, thread_id)
             conn.execute(
-                "UPDATE heads SET lease_run = ?, lease_host = ?, lease_pid = ?, "
+                "UPDATE heads SET lease_run = ?, lease_host = ?, lease_pid = ?, lease_proc = ?, "
                 "lease_expires = ?, lease_epoch = ? WHERE thread_id = ?",
-                (owner.run_id, owner.host, owner.pid, lease.expires_at, lease.epoch, thread_id),
+                (
+                    owner.run_id,
+                    owner.host,
+                    owner.pid,
+                    owner.process.token,
+                    lease.expires_at,
+                    lease.epoch,
+                    thread_id,
+                ),
             )
             return Claim(head_of(row), Fence(owner.run_id, lease.epoch))
 
@@ -370,7 +378,7 @@ class SqliteSaver(Saver):
         with self._tx(thread_id, "IMMEDIATE", False) as conn:
             conn.execute(
                 "UPDATE heads SET lease_run = NULL, lease_host = NULL, lease_pid = NULL, "
-                "lease_expires = NULL WHERE thread_id = ? AND lease_run = ?",
+                "lease_proc = NULL, lease_expires = NULL WHERE thread_id = ? AND lease_run = ?",
                 (thread_id, owner.run_id),
             )
             # A row made only to hold a lease (claim before the first commit) goes with it.

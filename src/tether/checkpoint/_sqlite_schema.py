@@ -57,8 +57,12 @@ _V1 = (
     "INSERT INTO tether_schema (name, value) VALUES ('next_tid', 1)",
 )
 
-# Lease fencing (checkpoint/_lease.py): the epoch the lease is at, kept when it is released.
-_V2 = ("ALTER TABLE heads ADD COLUMN lease_epoch INTEGER NOT NULL DEFAULT 0",)
+# Leases (checkpoint/_lease.py): the epoch the lease is at (kept when it is released), and
+# the holder's process identity (boot id / pid namespace / start time).
+_V2 = (
+    "ALTER TABLE heads ADD COLUMN lease_epoch INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE heads ADD COLUMN lease_proc TEXT",
+)
 
 # MIGRATIONS[i] takes a file from schema version i to i + 1. Append only; never edit.
 MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
