@@ -22,6 +22,7 @@ from tether.checkpoint import (
     ThreadDump,
     ValueRow,
     WriteRow,
+    _lease,
 )
 from tether.checkpoint._lease import this_process
 from tether.errors import CheckpointError, LeaseLostError, ThreadBusyError
@@ -494,6 +495,59 @@ def test_a_deleted_thread_fences_its_old_runs(saver_factory: SaverFactory) -> No
     with pytest.raises(LeaseLostError):
         saver.put_writes(T, [WriteRow("task", "journal", "0", b"a")], fence=fence, durable=False)
     assert saver.dump_thread(T) == ThreadDump(T, None, [], [], [])
+
+
+# -- waiting in line ---------------------------------------------------------------------
+
+
+def test_a_free_lease_goes_to_the_oldest_waiter(saver_factory: SaverFactory) -> None:
+    saver = saver_factory()
+    other = saver_factory(same=True)
+    holder, first, second, newcomer = (Owner(r) for r in ("holder", "w1", "w2", "newcomer"))
+    saver.claim(T, holder, 60)
+    for waiter in (first, second):
+        with pytest.raises(ThreadBusyError, match="run holder"):
+            other.claim(T, waiter, 60, waiting=True)
+    saver.release(T, holder)
+    with pytest.raises(ThreadBusyError, match="1 earlier run is waiting"):
+        other.claim(T, second, 60, waiting=True)  # free, but w1 asked first
+    with pytest.raises(ThreadBusyError, match="2 earlier runs are waiting"):
+        saver.claim(T, newcomer, 60)  # a run that does not wait goes after both
+    assert other.claim(T, first, 60, waiting=True).fence.run_id == "w1"
+    commit(saver, cp(1), expected=None, fence=saver.claim(T, first, 60).fence)
+    saver.release(T, first)
+    assert other.claim(T, second, 60, waiting=True).head == Head("cp-1", 1)
+    saver.release(T, second)
+    assert saver.claim(T, newcomer, 60).fence.run_id == "newcomer"  # the line is empty
+
+
+def test_a_waiter_that_gives_up_or_goes_silent_loses_its_place(
+    saver_factory: SaverFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_lease, "TICKET_SECONDS", 1.5)
+    saver = saver_factory()
+    holder = Owner("holder")
+    saver.claim(T, holder, 60)
+    for waiter in ("quitter", "silent"):
+        with pytest.raises(ThreadBusyError):
+            saver.claim(T, Owner(waiter), 60, waiting=True)
+    saver.release(T, Owner("quitter"))  # gave up waiting: its ticket goes at once
+    saver.release(T, holder)
+    with pytest.raises(ThreadBusyError, match="1 earlier run is waiting"):
+        saver.claim(T, Owner("late"), 60)
+    # "silent" stopped asking (it died): once its ticket lapses, the lease is free for all.
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            claim = saver.claim(T, Owner("late"), 60)
+            break
+        except ThreadBusyError:
+            assert time.monotonic() < deadline, "the silent waiter's ticket never lapsed"
+            time.sleep(0.05)
+    assert claim.fence.run_id == "late"
+    saver.release(T, Owner("late"))
+    assert saver.list_threads() == []
+    assert saver.get_head(T) is None
 
 
 # -- deletion ----------------------------------------------------------------------------

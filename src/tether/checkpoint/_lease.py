@@ -17,6 +17,11 @@ A thread is written by one run at a time, the holder of its lease (owner, expiry
   it never claims.
 - **Unleased writes** (tools and tests, no fence) are refused while an unexpired lease is
   held by anyone.
+- **Waiting in line.** A claimant that waits (``on_busy="wait"``) leaves a ``Ticket`` when it
+  is refused and refreshes it each time it tries again. A lease that is free goes only to
+  the oldest live ticket; anyone else, waiting or not, is refused. A ticket not refreshed
+  for ``TICKET_SECONDS`` (its waiter died or gave up) is ignored and dropped, so a waiter is
+  overtaken only by runs whose tickets are older than its own, or after it stopped polling.
 
 Where a saver cannot run Python inside its transaction (Postgres, Redis), it states the
 fence as an equality on (run, epoch) in SQL or Lua, and the claim reads, decides here, and
@@ -37,6 +42,10 @@ HOSTNAME = socket.gethostname()
 
 DEFAULT_LEASE_SECONDS = 300.0
 """How long a lease lasts without a commit or a renewal (``Saver(lease_seconds=...)``)."""
+
+TICKET_SECONDS = 5.0
+"""A waiter's place in line lapses when it has not tried to claim for this long (waiters try
+at least every 0.25 s)."""
 
 _ENDED_RUNS: set[str] = set()
 
@@ -192,12 +201,34 @@ class Claim:
 
 
 @dataclass(frozen=True, slots=True)
+class Ticket:
+    """A run waiting for a thread: when it first asked, and when it last asked."""
+
+    run_id: str
+    since: float
+    seen: float
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseState:
+    """What a thread stores about who may write it: the lease (None when free), the epoch
+    (kept when the lease is released; 0 for a new thread) and the runs waiting for it."""
+
+    lease: Lease | None
+    epoch: int = 0
+    tickets: tuple[Ticket, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class ClaimDecision:
-    """What a claim does to the stored lease: ``lease`` is the lease to store when granted;
-    ``error`` is what the claimant gets when refused."""
+    """What a claim changes. ``lease``: the lease to store when granted (None: refused, and
+    ``error`` is what the claimant gets). ``ticket``: the claimant's place in line to store
+    (upsert); ``drop``: run ids whose tickets to delete."""
 
     lease: Lease | None
     error: ThreadBusyError | None
+    ticket: Ticket | None
+    drop: tuple[str, ...]
 
 
 def holds(lease: Lease | None, fence: Fence) -> bool:
@@ -221,18 +252,33 @@ def blocks(lease: Lease | None, owner: Owner, now: float) -> bool:
 
 def decide_claim(
     thread_id: str,
-    lease: Lease | None,
-    epoch: int,
+    state: LeaseState,
     owner: Owner,
     now: float,
     lease_seconds: float,
+    *,
+    waiting: bool,
 ) -> ClaimDecision:
-    """The outcome of ``owner`` claiming a thread whose stored lease is ``lease`` and whose
-    stored epoch is ``epoch`` (kept when the lease was released; 0 for a new thread)."""
-    if blocks(lease, owner, now):
-        return ClaimDecision(None, busy_error(thread_id, lease))
-    mine = lease is not None and lease.owner.run_id == owner.run_id
-    return ClaimDecision(Lease(owner, now + lease_seconds, epoch if mine else epoch + 1), None)
+    """The outcome of ``owner`` claiming a thread that stores ``state``; ``waiting``: the
+    claimant waits its turn (``on_busy="wait"``) and keeps a ticket when refused."""
+    lease, run = state.lease, owner.run_id
+    live = [t for t in state.tickets if t.seen > now - TICKET_SECONDS]
+    own = next((t for t in state.tickets if t.run_id == run), None)
+    stale = tuple(t.run_id for t in state.tickets if t not in live and t.run_id != run)
+    mine = lease is not None and lease.owner.run_id == run
+    error: ThreadBusyError | None = None
+    if not mine and blocks(lease, owner, now):
+        error = busy_error(thread_id, lease)
+    elif not mine:
+        mark = (own.since, run) if own is not None else (math.inf, run)
+        ahead = [t for t in live if t.run_id != run and (t.since, t.run_id) < mark]
+        if ahead:
+            error = queue_error(thread_id, len(ahead))
+    if error is not None:
+        ticket = Ticket(run, own.since if own else now, now) if waiting else None
+        return ClaimDecision(None, error, ticket, stale)
+    taken = Lease(owner, now + lease_seconds, state.epoch if mine else state.epoch + 1)
+    return ClaimDecision(taken, None, None, stale + ((run,) if own else ()))
 
 
 def write_refusal(
@@ -256,6 +302,14 @@ def busy_error(thread_id: str, lease: Lease | None) -> ThreadBusyError:
     return ThreadBusyError(
         f"thread {thread_id!r} is being run by run {o.run_id} (pid {o.pid} on {o.host}); "
         "wait for it to finish, or pass on_busy='wait'"
+    )
+
+
+def queue_error(thread_id: str, ahead: int) -> ThreadBusyError:
+    runs = "run is" if ahead == 1 else "runs are"
+    return ThreadBusyError(
+        f"thread {thread_id!r} is free, but {ahead} earlier {runs} waiting for it and go "
+        "first; pass on_busy='wait' to wait in line"
     )
 
 

@@ -18,7 +18,9 @@ from tether.checkpoint._lease import (
     Claim,
     Fence,
     Lease,
+    LeaseState,
     Owner,
+    Ticket,
     check_lease_seconds,
     decide_claim,
     holds,
@@ -36,6 +38,8 @@ class _Thread:
     lease: Lease | None = None
     epoch: int = 0
     """The lease epoch, kept when the lease is released."""
+    tickets: dict[str, Ticket] = field(default_factory=dict)
+    """Runs waiting for the lease, by run id."""
     checkpoints: dict[str, CheckpointRow] = field(default_factory=dict)
     values: dict[tuple[str, int], ValueRow] = field(default_factory=dict)
     writes: dict[str, dict[tuple[str, str], WriteRow]] = field(default_factory=dict)
@@ -147,15 +151,22 @@ class InMemorySaver(Saver):
             self._threads[thread_id] = t
             t.put(writes)
 
-    def claim(self, thread_id: str, owner: Owner, lease_seconds: float) -> Claim:
+    def claim(
+        self, thread_id: str, owner: Owner, lease_seconds: float, *, waiting: bool = False
+    ) -> Claim:
         now = time.time()
         with self._lock:
             t = self._threads.get(thread_id) or _Thread()
-            decision = decide_claim(thread_id, t.lease, t.epoch, owner, now, lease_seconds)
+            state = LeaseState(t.lease, t.epoch, tuple(t.tickets.values()))
+            decision = decide_claim(thread_id, state, owner, now, lease_seconds, waiting=waiting)
+            self._threads[thread_id] = t
+            for run in decision.drop:
+                t.tickets.pop(run, None)
+            if decision.ticket is not None:
+                t.tickets[owner.run_id] = decision.ticket
             if decision.lease is None:
                 assert decision.error is not None
                 raise decision.error
-            self._threads[thread_id] = t
             t.lease, t.epoch = decision.lease, decision.lease.epoch
             return Claim(t.head, Fence(owner.run_id, t.epoch))
 
@@ -170,10 +181,13 @@ class InMemorySaver(Saver):
     def release(self, thread_id: str, owner: Owner) -> None:
         with self._lock:
             t = self._threads.get(thread_id)
-            if t is not None and t.lease is not None and t.lease.owner.run_id == owner.run_id:
+            if t is None:
+                return
+            t.tickets.pop(owner.run_id, None)
+            if t.lease is not None and t.lease.owner.run_id == owner.run_id:
                 t.lease = None
-                if t.head is None and not t.writes:
-                    del self._threads[thread_id]
+            if t.head is None and t.lease is None and not t.writes and not t.tickets:
+                del self._threads[thread_id]
 
     def list_threads(self) -> list[str]:
         with self._lock:

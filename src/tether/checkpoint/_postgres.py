@@ -20,7 +20,9 @@ from tether.checkpoint._chains import chain_from_rows
 from tether.checkpoint._lease import (
     DEFAULT_LEASE_SECONDS,
     Claim,
+    ClaimDecision,
     Fence,
+    LeaseState,
     Owner,
     advanced_error,
     check_lease_seconds,
@@ -41,6 +43,7 @@ from tether.checkpoint._postgres_sql import (
     _lease_of,
     _put_writes_sql,
     _safe_dsn,
+    _tickets_of,
     _value,
     _write,
     _writes_params,
@@ -337,7 +340,9 @@ class PostgresSaver(Saver):
             thread_id
         )
 
-    def claim(self, thread_id: str, owner: Owner, lease_seconds: float) -> Claim:
+    def claim(
+        self, thread_id: str, owner: Owner, lease_seconds: float, *, waiting: bool = False
+    ) -> Claim:
         """Decided in Python (checkpoint/_lease.py) under the head row's lock."""
         s, now = self._s, time.time()
         with self._conn("claiming the thread", thread_id) as conn, conn.transaction():
@@ -346,12 +351,14 @@ class PostgresSaver(Saver):
                 [thread_id],
             )
             row = conn.execute(
-                f"SELECT {_HEAD_COLS} FROM {s}.heads WHERE thread_id = %s FOR UPDATE",
-                [thread_id],
+                f"SELECT {_HEAD_COLS}, (SELECT array_agg(ARRAY[run_id, since::text, seen::text]) "
+                f"FROM {s}.waiters WHERE thread_id = %(tid)s) FROM {s}.heads "
+                "WHERE thread_id = %(tid)s FOR UPDATE",
+                {"tid": thread_id},
             ).fetchone()
-            decision = decide_claim(
-                thread_id, _lease_of(row), _epoch_of(row), owner, now, lease_seconds
-            )
+            state = LeaseState(_lease_of(row), _epoch_of(row), _tickets_of(row))
+            decision = decide_claim(thread_id, state, owner, now, lease_seconds, waiting=waiting)
+            self._store_tickets(conn, thread_id, decision)
             lease = decision.lease
             if lease is not None:
                 conn.execute(
@@ -367,11 +374,26 @@ class PostgresSaver(Saver):
                         thread_id,
                     ],
                 )
-        if lease is None:
+        if lease is None:  # raised after the commit, so that the caller's ticket is kept
             assert decision.error is not None
             raise decision.error
         head = None if row is None or row[0] is None else Head(row[0], int(row[1]))
         return Claim(head, Fence(owner.run_id, lease.epoch))
+
+    def _store_tickets(self, conn: Conn, thread_id: str, decision: ClaimDecision) -> None:
+        s, ticket = self._s, decision.ticket
+        if decision.drop:
+            conn.execute(
+                f"DELETE FROM {s}.waiters WHERE thread_id = %s AND run_id = ANY(%s::text[])",
+                [thread_id, list(decision.drop)],
+            )
+        if ticket is not None:
+            conn.execute(
+                f"INSERT INTO {s}.waiters (thread_id, run_id, since, seen) "
+                "VALUES (%s, %s, %s, %s) ON CONFLICT (thread_id, run_id) "
+                "DO UPDATE SET since = EXCLUDED.since, seen = EXCLUDED.seen",
+                [thread_id, ticket.run_id, ticket.since, ticket.seen],
+            )
 
     def renew(self, thread_id: str, fence: Fence, lease_seconds: float) -> None:
         with self._conn("renewing the lease", thread_id) as conn:
@@ -389,7 +411,9 @@ class PostgresSaver(Saver):
         s = self._s
         with self._conn("releasing the thread", thread_id) as conn:
             conn.execute(
-                f"WITH gone AS (DELETE FROM {s}.heads WHERE thread_id = %(tid)s "
+                f"WITH ticket AS (DELETE FROM {s}.waiters WHERE thread_id = %(tid)s "
+                "AND run_id = %(run)s), "
+                f"gone AS (DELETE FROM {s}.heads WHERE thread_id = %(tid)s "
                 "AND lease_run = %(run)s AND version IS NULL "
                 f"AND NOT EXISTS (SELECT 1 FROM {s}.writes WHERE thread_id = %(tid)s)) "
                 f"UPDATE {s}.heads SET lease_run = NULL, lease_host = NULL, lease_pid = NULL, "

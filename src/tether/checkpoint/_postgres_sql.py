@@ -13,7 +13,7 @@ from typing import Any, cast
 import psycopg
 
 from tether.checkpoint._base import CheckpointRow, ValueRow, WriteKind, WriteRow
-from tether.checkpoint._lease import Fence, Lease, Owner, Process
+from tether.checkpoint._lease import Fence, Lease, Owner, Process, Ticket
 
 # The fence of a run's write (see checkpoint/_lease.py): the stored lease is still its own.
 _FENCED = "h.lease_run = %(frun)s::text AND h.lease_epoch = %(fepoch)s::int8"
@@ -115,6 +115,13 @@ def _lease_of(row: Sequence[Any] | None) -> Lease | None:
 def _epoch_of(row: Sequence[Any] | None) -> int:
     """The lease epoch of a ``_HEAD_COLS`` row, held or not (0 for a new thread)."""
     return 0 if row is None else int(row[6])
+
+
+def _tickets_of(row: Sequence[Any] | None) -> tuple[Ticket, ...]:
+    """The waiters aggregated after the ``_HEAD_COLS`` of a claim's row."""
+    if row is None or row[8] is None:
+        return ()
+    return tuple(Ticket(run, float(since), float(seen)) for run, since, seen in row[8])
 
 
 def _writes_params(writes: Sequence[WriteRow]) -> dict[str, Any]:

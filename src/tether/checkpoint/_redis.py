@@ -25,8 +25,10 @@ from tether.checkpoint._lease import (
     Claim,
     Fence,
     Lease,
+    LeaseState,
     Owner,
     Process,
+    Ticket,
     advanced_error,
     check_lease_seconds,
     decide_claim,
@@ -85,6 +87,18 @@ def _lease_of(fields: Sequence[bytes | None]) -> Lease | None:
         return None
     process = Process.from_stored(_s(fields[1] or b""), int(fields[2] or 0), _s(fields[5] or b""))
     return Lease(Owner(_s(fields[0]), process), float(fields[3] or 0), int(fields[4] or 0))
+
+
+def _lease_state(head: Mapping[bytes, bytes]) -> LeaseState:
+    """The lease, epoch and waiters' tickets (fields ``q:<run>`` = "since seen") of a head
+    hash."""
+    fields = [head.get(f) for f in (b"lrun", b"lhost", b"lpid", b"lexp", b"lep", b"lproc")]
+    tickets = []
+    for name, value in head.items():
+        if name.startswith(b"q:"):
+            since, seen = value.split()
+            tickets.append(Ticket(_s(name[2:]), float(since), float(seen)))
+    return LeaseState(_lease_of(fields), int(fields[4] or 0), tuple(tickets))
 
 
 def _safe_url(url: str) -> str:
@@ -355,41 +369,42 @@ class RedisSaver(Saver):
         if reply[0] != 1:
             raise self._refusal(thread_id, reply, fence, now, True)
 
-    def claim(self, thread_id: str, owner: Owner, lease_seconds: float) -> Claim:
-        """Read the lease, decide in Python (checkpoint/_lease.py), then store the decision
-        only if the lease is still the one read; else read and decide again."""
+    def claim(
+        self, thread_id: str, owner: Owner, lease_seconds: float, *, waiting: bool = False
+    ) -> Claim:
+        """Read the head hash, decide in Python (checkpoint/_lease.py), then store the
+        decision only if the lease is still the one read; else read and decide again."""
         key = self._keys(thread_id)[0]
         for _attempt in range(100):
             now = time.time()
-            fields = self._call(
-                "claiming the thread",
+            stored = self._call("claiming the thread", thread_id, lambda: self._r.hgetall(key))
+            state = _lease_state(stored)
+            decision = decide_claim(thread_id, state, owner, now, lease_seconds, waiting=waiting)
+            lease, ticket = decision.lease, decision.ticket
+            args: list[Any] = [
                 thread_id,
-                lambda: self._r.hmget(key, "lrun", "lhost", "lpid", "lexp", "lep", "lproc"),
-            )
-            stored = _lease_of(fields)
-            epoch = int(fields[4] or 0)
-            decision = decide_claim(thread_id, stored, epoch, owner, now, lease_seconds)
-            lease = decision.lease
-            if lease is None:
-                assert decision.error is not None
-                raise decision.error
-            args = [
-                thread_id,
-                _s(fields[0] or b""),
-                _s(fields[3] or b""),
-                str(epoch),
+                _s(stored.get(b"lrun", b"")),
+                _s(stored.get(b"lexp", b"")),
+                str(state.epoch),
+                self._ttl,
+                "" if lease is None else "1",
                 owner.run_id,
                 owner.host,
                 str(owner.pid),
-                repr(lease.expires_at),
-                str(lease.epoch),
-                self._ttl,
+                "" if lease is None else repr(lease.expires_at),
+                "" if lease is None else str(lease.epoch),
                 owner.process.token,
+                "" if ticket is None else f"{ticket.since!r} {ticket.seen!r}",
+                *decision.drop,
             ]
             reply = self._script(
                 "CLAIM", "claiming the thread", thread_id, self._keys(thread_id), args
             )
+            if reply[0] == 2:
+                assert decision.error is not None
+                raise decision.error
             if reply[0] == 1:
+                assert lease is not None
                 head = Head(_s(reply[1]), int(reply[2])) if reply[2] else None
                 return Claim(head, Fence(owner.run_id, lease.epoch))
         raise ThreadBusyError(

@@ -142,9 +142,12 @@ return {1}
 """
 )
 
-# The second half of a claim, decided in Python from the lease it read: store the new lease
-# if the stored one is still what was read (else return {0}: read and decide again).
-# ARGV: tid read_run read_exp read_epoch run host pid exp epoch ttl proc
+# The second half of a claim, decided in Python from the head hash it read: if the lease is
+# still what was read, drop and store the waiters' tickets (fields 'q:<run>' = "since seen")
+# and, when granted, the new lease. Returns {0} when the lease changed (read and decide
+# again), {2} when the claim was refused, {1, cp, ver} when it was granted.
+# ARGV: tid read_run read_exp read_epoch ttl granted('1'|'') run host pid exp epoch proc
+#       ticket('' = none) drop_run*
 CLAIM = (
     _PRELUDE
     + """
@@ -152,9 +155,15 @@ local l = lease_of(KEYS[1])
 if (l[1] or '') ~= ARGV[2] or (l[4] or '') ~= ARGV[3] or (l[5] or '0') ~= ARGV[4] then
   return {0}
 end
-redis.call('HSET', KEYS[1], 'lrun', ARGV[5], 'lhost', ARGV[6], 'lpid', ARGV[7], 'lexp', ARGV[8],
-  'lep', ARGV[9], 'lproc', ARGV[11])
-touch(ARGV[10], ARGV[1])
+for i = 14, #ARGV do redis.call('HDEL', KEYS[1], 'q:' .. ARGV[i]) end
+if ARGV[13] ~= '' then redis.call('HSET', KEYS[1], 'q:' .. ARGV[7], ARGV[13]) end
+if ARGV[6] == '' then
+  touch(ARGV[5], ARGV[1])
+  return {2}
+end
+redis.call('HSET', KEYS[1], 'lrun', ARGV[7], 'lhost', ARGV[8], 'lpid', ARGV[9], 'lexp', ARGV[10],
+  'lep', ARGV[11], 'lproc', ARGV[12])
+touch(ARGV[5], ARGV[1])
 local head = redis.call('HMGET', KEYS[1], 'cp', 'ver')
 return {1, head[1] or '', head[2] or ''}
 """
@@ -172,14 +181,21 @@ return {1}
 """
 )
 
-# KEYS: head w; ARGV: run. Keeps the epoch ('lep') while the head lives on.
+# KEYS: head w; ARGV: run. Drops the run's lease (keeping the epoch 'lep' while the head
+# lives on) and its ticket; a head left with nothing to keep goes.
 RELEASE = """
-if redis.call('HGET', KEYS[1], 'lrun') ~= ARGV[1] then return 0 end
-if redis.call('HEXISTS', KEYS[1], 'ver') == 0 and redis.call('EXISTS', KEYS[2]) == 0 then
-  redis.call('DEL', KEYS[1])
-else
+redis.call('HDEL', KEYS[1], 'q:' .. ARGV[1])
+if redis.call('HGET', KEYS[1], 'lrun') == ARGV[1] then
   redis.call('HDEL', KEYS[1], 'lrun', 'lhost', 'lpid', 'lexp', 'lproc')
 end
+if redis.call('HEXISTS', KEYS[1], 'ver') == 1 or redis.call('HEXISTS', KEYS[1], 'lrun') == 1
+    or redis.call('EXISTS', KEYS[2]) == 1 then
+  return 1
+end
+for _, f in ipairs(redis.call('HKEYS', KEYS[1])) do
+  if string.sub(f, 1, 2) == 'q:' then return 1 end
+end
+redis.call('DEL', KEYS[1])
 return 1
 """
 

@@ -107,12 +107,17 @@ class Saver(ABC):
     # -- leases (the rules: _lease.py) ---------------------------------------------------
 
     @abstractmethod
-    def claim(self, thread_id: str, owner: Owner, lease_seconds: float) -> Claim:
+    def claim(
+        self, thread_id: str, owner: Owner, lease_seconds: float, *, waiting: bool = False
+    ) -> Claim:
         """Take the thread's lease for ``owner`` until now + ``lease_seconds`` and return
-        the head with the run's fence (``_lease.decide_claim``: free, expired, its own, or
-        held by an owner provably gone; taking it for another run bumps the epoch).
-        Otherwise raise ThreadBusyError naming the holder. A thread with no head gets a
-        lease row so that two first runs also exclude each other."""
+        the head with the run's fence, as ``_lease.decide_claim`` rules from the stored
+        ``LeaseState`` (lease, epoch, tickets), read and written atomically: free, expired,
+        its own, or held by an owner provably gone, and no older live waiter in line;
+        taking it for another run bumps the epoch. Otherwise raise ThreadBusyError naming
+        the holder (or the waiters). ``waiting``: the caller will try again, so a refusal
+        stores or refreshes its ticket. A thread with no head gets a lease row so that two
+        first runs also exclude each other."""
 
     @abstractmethod
     def renew(self, thread_id: str, fence: Fence, lease_seconds: float) -> None:
@@ -123,8 +128,8 @@ class Saver(ABC):
 
     @abstractmethod
     def release(self, thread_id: str, owner: Owner) -> None:
-        """Drop the lease if ``owner``'s run holds it, keeping its epoch (no error
-        otherwise)."""
+        """Drop the lease if ``owner``'s run holds it, keeping its epoch, and the run's
+        ticket if it was waiting (no error otherwise)."""
 
     # -- maintenance ---------------------------------------------------------------------
 

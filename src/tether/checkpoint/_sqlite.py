@@ -19,8 +19,11 @@ from tether.checkpoint._chains import chain_from_rows
 from tether.checkpoint._lease import (
     DEFAULT_LEASE_SECONDS,
     Claim,
+    ClaimDecision,
     Fence,
+    LeaseState,
     Owner,
+    Ticket,
     check_lease_seconds,
     decide_claim,
     lost_error,
@@ -335,33 +338,53 @@ class SqliteSaver(Saver):
             tid = int(row[0]) if row is not None else new_thread(conn, thread_id)
             insert_rows(conn, thread_id, tid, [], [], writes)
 
-    def claim(self, thread_id: str, owner: Owner, lease_seconds: float) -> Claim:
+    def claim(
+        self, thread_id: str, owner: Owner, lease_seconds: float, *, waiting: bool = False
+    ) -> Claim:
         now = time.time()
         with self._tx(thread_id, "IMMEDIATE", False) as conn:  # a lease needs no fsync
             row = conn.execute(HEAD_SQL, (thread_id,)).fetchone()
-            decision = decide_claim(
-                thread_id, lease_of(row), epoch_of(row), owner, now, lease_seconds
-            )
+            tickets = conn.execute(
+                "SELECT run_id, since, seen FROM waiters WHERE thread_id = ?", (thread_id,)
+            ).fetchall()
+            state = LeaseState(lease_of(row), epoch_of(row), tuple(Ticket(*t) for t in tickets))
+            decision = decide_claim(thread_id, state, owner, now, lease_seconds, waiting=waiting)
+            self._store_tickets(conn, thread_id, decision)
             lease = decision.lease
-            if lease is None:
-                assert decision.error is not None
-                raise decision.error
-            if row is None:
-                new_thread(conn, thread_id)
+            if lease is not None:
+                if row is None:
+                    new_thread(conn, thread_id)
+                conn.execute(
+                    "UPDATE heads SET lease_run = ?, lease_host = ?, lease_pid = ?, "
+                    "lease_proc = ?, lease_expires = ?, lease_epoch = ? WHERE thread_id = ?",
+                    (
+                        owner.run_id,
+                        owner.host,
+                        owner.pid,
+                        owner.process.token,
+                        lease.expires_at,
+                        lease.epoch,
+                        thread_id,
+                    ),
+                )
+        if lease is None:  # raised after the commit, so that the caller's ticket is kept
+            assert decision.error is not None
+            raise decision.error
+        return Claim(head_of(row), Fence(owner.run_id, lease.epoch))
+
+    @staticmethod
+    def _store_tickets(conn: sqlite3.Connection, thread_id: str, decision: ClaimDecision) -> None:
+        conn.executemany(
+            "DELETE FROM waiters WHERE thread_id = ? AND run_id = ?",
+            [(thread_id, run) for run in decision.drop],
+        )
+        t = decision.ticket
+        if t is not None:
             conn.execute(
-                "UPDATE heads SET lease_run = ?, lease_host = ?, lease_pid = ?, lease_proc = ?, "
-                "lease_expires = ?, lease_epoch = ? WHERE thread_id = ?",
-                (
-                    owner.run_id,
-                    owner.host,
-                    owner.pid,
-                    owner.process.token,
-                    lease.expires_at,
-                    lease.epoch,
-                    thread_id,
-                ),
+                "INSERT OR REPLACE INTO waiters (thread_id, run_id, since, seen) "
+                "VALUES (?, ?, ?, ?)",
+                (thread_id, t.run_id, t.since, t.seen),
             )
-            return Claim(head_of(row), Fence(owner.run_id, lease.epoch))
 
     def renew(self, thread_id: str, fence: Fence, lease_seconds: float) -> None:
         with self._tx(thread_id, "IMMEDIATE", False) as conn:
@@ -376,6 +399,9 @@ class SqliteSaver(Saver):
 
     def release(self, thread_id: str, owner: Owner) -> None:
         with self._tx(thread_id, "IMMEDIATE", False) as conn:
+            conn.execute(
+                "DELETE FROM waiters WHERE thread_id = ? AND run_id = ?", (thread_id, owner.run_id)
+            )
             conn.execute(
                 "UPDATE heads SET lease_run = NULL, lease_host = NULL, lease_pid = NULL, "
                 "lease_proc = NULL, lease_expires = NULL WHERE thread_id = ? AND lease_run = ?",

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import functools
 import queue
-import time
 import uuid
 from collections.abc import Generator, Iterator
 from typing import Any
 
 from tether.checkpoint._base import WriteRow
-from tether.checkpoint._lease import Claim, Fence, Owner, mark_run_ended
+from tether.checkpoint._lease import Fence, Owner
 from tether.checkpoint._saver import Saver
+from tether.engine._claim import claim_thread, release_lease
 from tether.engine._heartbeat import Heartbeat
 from tether.engine._metrics import METRICS_TASK, RunMetrics
 from tether.engine._otel import record_run
@@ -38,7 +38,6 @@ from tether.engine._spec import GraphSpec
 from tether.engine._status import WITHDRAWN, TaskLog, collect_logs, encode_output
 from tether.engine._store import ThreadState, new_checkpoint_id
 from tether.errors import (
-    CheckpointError,
     ConfigError,
     EmptyInputError,
     GraphRecursionError,
@@ -48,7 +47,6 @@ from tether.errors import (
     LeaseLostError,
     SerializationError,
     TetherError,
-    ThreadBusyError,
 )
 from tether.types import START, Command, Durability, Interrupt
 
@@ -73,41 +71,10 @@ def thread_id_of(config: dict[str, Any] | None, *, required: bool) -> str | None
     return str(tid)
 
 
-def release_lease(saver: Saver, thread_id: str, owner: Owner, *, failed: bool) -> None:
-    """Drop the lease. If that fails after the work failed, the work's own error is the one
-    to see (this process treats the lease as free anyway; others wait for it to expire)."""
-    try:
-        saver.release(thread_id, owner)
-    except CheckpointError as exc:
-        mark_run_ended(owner.run_id)
-        if failed:
-            return
-        raise CheckpointError(
-            f"thread {thread_id!r}: the run finished and was saved, but releasing its lease "
-            f"failed ({exc}); other processes see the thread busy until the lease expires"
-        ) from exc
-
-
 def checkpoint_id_of(config: dict[str, Any] | None) -> str | None:
     conf = (config or {}).get("configurable") or {}
     cid = conf.get("checkpoint_id")
     return str(cid) if cid is not None else None
-
-
-def claim_thread(
-    saver: Saver, thread_id: str, owner: Owner, on_busy: str, wait_timeout: float
-) -> Claim:
-    """Take the thread's lease; with ``on_busy="wait"`` poll until the other run ends."""
-    deadline = time.monotonic() + wait_timeout
-    delay = 0.005
-    while True:
-        try:
-            return saver.claim(thread_id, owner, saver.lease_seconds)
-        except ThreadBusyError:
-            if on_busy != "wait" or time.monotonic() >= deadline:
-                raise
-        time.sleep(delay)
-        delay = min(delay * 2, 0.25)
 
 
 class Run:

@@ -14,7 +14,8 @@ from typing import Any
 from tether.checkpoint._body import decode_body
 from tether.checkpoint._lease import Claim, Owner
 from tether.checkpoint._saver import Saver
-from tether.engine._loop import checkpoint_id_of, release_lease, thread_id_of
+from tether.engine._claim import release_lease
+from tether.engine._loop import checkpoint_id_of, thread_id_of
 from tether.engine._planner import (
     PlannedTask,
     apply_writes,
