@@ -13,7 +13,7 @@ from typing import Annotated, Any, TypedDict
 import pytest
 from tests.checkpoint.conftest import SaverFactory
 
-from tether import START, LeaseLostError, StateGraph, task
+from tether import START, LeaseLostError, StateGraph, ThreadBusyError, task
 from tether.checkpoint import InMemorySaver, Owner, Saver, SqliteSaver, ThreadDump
 from tether.checkpoint._lease import DEFAULT_LEASE_SECONDS
 from tether.engine import _loop
@@ -163,7 +163,7 @@ def test_update_state_is_fenced_like_a_run(saver_factory: SaverFactory) -> None:
     app.invoke({"log": ["in"]}, CFG)
     holder = Owner("holder")
     saver.claim("t", holder, 60)
-    with pytest.raises(Exception, match="run holder"):
+    with pytest.raises(ThreadBusyError, match="run holder"):
         app.update_state(CFG, {"log": ["edit"]})
     saver.release("t", holder)
     app.update_state(CFG, {"log": ["edit"]})

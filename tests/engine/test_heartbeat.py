@@ -54,6 +54,7 @@ def test_a_taken_lease_is_not_fought_for() -> None:
     beat.renew_now()
     assert beat.renewals == 0
     assert len(lost) == 1 and "run other" in str(lost[0])  # the run is told, once
+    assert beat._next_due() > time.monotonic()  # and the daemon does not spin on it
     lease = saver._threads["t"].lease
     assert lease is not None and lease.owner.run_id == "other"
 

@@ -81,9 +81,9 @@ class Heartbeat:
 
     def _renew(self, lease: _Lease) -> None:
         with lease.lock:
+            lease.due = time.monotonic() + lease.saver.lease_seconds / 3
             if not lease.active:
                 return
-            lease.due = time.monotonic() + lease.saver.lease_seconds / 3
             try:
                 lease.saver.renew(lease.thread_id, lease.fence, lease.saver.lease_seconds)
                 self.renewals += 1
@@ -95,7 +95,7 @@ class Heartbeat:
 
     def _next_due(self) -> float:
         with self._lock:
-            dues = [x.due for x in self._leases.values()]
+            dues = [x.due for x in self._leases.values() if x.active]
         return min(dues, default=time.monotonic() + 60.0)
 
     def _run(self) -> None:
