@@ -116,8 +116,9 @@ class RedisSaver(Saver):
     """A Saver on Redis 7. ``with RedisSaver("redis://localhost:6379/0") as saver: ...``
 
     Keys, for prefix ``p`` and thread ``t``: ``p:t:head`` (hash: checkpoint id, version,
-    lease with its epoch, and ``q:<run>`` tickets of runs waiting for it), ``p:t:cp`` (hash: checkpoint id -> row), ``p:t:cpv`` (sorted set of checkpoint
-    ids by version), ``p:t:val`` (hash: ``channel\\0version`` -> row), ``p:t:w`` (hash:
+    lease with its epoch, and ``q:<run>`` tickets of runs waiting for it), ``p:t:cp``
+    (hash: checkpoint id -> row), ``p:t:cpv`` (sorted set of checkpoint ids by version),
+    ``p:t:val`` (hash: ``channel\\0version`` -> row), ``p:t:w`` (hash:
     ``task\\0kind\\0key`` -> payload), ``p:t:wx`` (hash: task -> the names of its fields in
     ``p:t:w``, so that reading or deleting a task's writes costs its own rows, not the
     thread's) and ``p:threads`` (sorted set: thread -> expiry). With ``ttl=`` seconds, every
