@@ -67,9 +67,9 @@ def main() -> int:
     if ARGS.get("waiting"):
         claim = saver.claim
 
-        def watched(thread_id: str, owner: Any, lease_seconds: float) -> Any:
+        def watched(thread_id: str, owner: Any, lease_seconds: float, **kw: Any) -> Any:
             try:
-                return claim(thread_id, owner, lease_seconds)
+                return claim(thread_id, owner, lease_seconds, **kw)
             except ThreadBusyError:
                 Path(ARGS["waiting"]).touch()
                 raise

@@ -257,9 +257,9 @@ def test_on_busy_wait_runs_after_the_other_run(
     saver1, saver2 = saver_factory(), saver_factory(same=True)
     claim = saver2.claim
 
-    def watched_claim(thread_id: str, owner: Any, lease_seconds: float) -> Any:
+    def watched_claim(thread_id: str, owner: Any, lease_seconds: float, **kw: Any) -> Any:
         try:
-            return claim(thread_id, owner, lease_seconds)
+            return claim(thread_id, owner, lease_seconds, **kw)
         except ThreadBusyError:
             refused.set()  # the waiting run has tried, and found the thread busy
             raise

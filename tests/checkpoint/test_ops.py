@@ -81,7 +81,6 @@ def test_damaged_records_are_neither_exported_nor_imported() -> None:
         checkpoint=CheckpointRow("t", "c1", None, 1, 0, 0.0, body),
         values=[ValueRow("note", 1, None, 1, saver.serde.dumps("a note"))],
         writes=[WriteRow("task", "interrupt", "i1", saver.serde.dumps(["ok?", ""]))],
-        owner=None,
         lease_seconds=1.0,
         durable=False,
     )

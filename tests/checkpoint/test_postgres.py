@@ -21,6 +21,7 @@ from tests._servers import PrivatePostgres, free_port
 
 import tether
 from tether.checkpoint import CheckpointRow, Head, PostgresSaver, ValueRow, WriteRow
+from tether.checkpoint._postgres_schema import SCHEMA_VERSION
 from tether.errors import CheckpointError, StoreTimeoutError
 
 T = "thread-1"
@@ -39,7 +40,7 @@ def advance(saver: PostgresSaver, version: int, thread_id: str = T, **kw: object
         checkpoint=cp(version, thread_id),
         values=[ValueRow("x", version, None, version, b"v%d" % version)],
         writes=[WriteRow("task", "output", "", b"w%d" % version)],
-        owner=None,
+        fence=None,
         lease_seconds=30.0,
         durable=bool(kw.get("durable", True)),
     )
@@ -279,7 +280,7 @@ def test_concurrent_migrations_threads_and_processes(postgres_dsn: str) -> None:
     with psycopg.connect(postgres_dsn) as conn:
         for name in (schema, other):
             rows = conn.execute(f'SELECT version FROM "{name}".tether_schema_version').fetchall()
-            assert rows == [(1,)]
+            assert rows == [(n,) for n in range(1, SCHEMA_VERSION + 1)]
 
 
 # -- races and parallelism ------------------------------------------------------------------
@@ -302,7 +303,7 @@ def test_two_processes_same_expected_version_exactly_one_wins(
             time.sleep(0.001)
         try:
             saver.commit("thread-1", expected_version=1, checkpoint=row, values=[], writes=[],
-                         owner=None, lease_seconds=30, durable=True)
+                         fence=None, lease_seconds=30, durable=True)
             print("won")
         except ThreadBusyError:
             print("busy")

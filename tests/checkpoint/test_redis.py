@@ -38,7 +38,7 @@ def advance(saver: RedisSaver, version: int, thread_id: str = T) -> None:
         checkpoint=cp(version, thread_id),
         values=[ValueRow("x", version, None, version, b"v%d" % version)],
         writes=[WriteRow("task", "output", "", b"w%d" % version)],
-        owner=None,
+        fence=None,
         lease_seconds=30.0,
         durable=True,
     )
@@ -176,7 +176,7 @@ def crowd(s: RedisSaver, others: int) -> list[WriteRow]:
         checkpoint=cp(2),
         values=[],
         writes=mine[2:],
-        owner=None,
+        fence=None,
         lease_seconds=30.0,
         durable=True,
     )
@@ -348,7 +348,7 @@ def test_two_processes_same_expected_version_exactly_one_wins(
             time.sleep(0.001)
         try:
             saver.commit("thread-1", expected_version=1, checkpoint=row, values=[], writes=[],
-                         owner=None, lease_seconds=30, durable=True)
+                         fence=None, lease_seconds=30, durable=True)
             print("won")
         except ThreadBusyError:
             print("busy")
@@ -411,7 +411,7 @@ def test_list_checkpoints_of_a_long_thread(redis_url: str) -> None:
                 checkpoint=row,
                 values=[],
                 writes=[],
-                owner=None,
+                fence=None,
                 lease_seconds=1,
                 durable=False,
             )

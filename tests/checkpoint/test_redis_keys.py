@@ -30,7 +30,6 @@ def advance(saver: RedisSaver, version: int, thread_id: str = T, *, payload: byt
         checkpoint=cp(version, thread_id),
         values=[ValueRow("x", version, None, version, payload or b"v%d" % version)],
         writes=[WriteRow("task", "output", "", b"w%d" % version)],
-        owner=None,
         lease_seconds=30.0,
         durable=True,
     )
@@ -131,8 +130,8 @@ def test_every_write_gives_all_keys_one_expiry(redis_url: str, client: redis.Red
         client.pexpire(thread_keys(client, p)[0], 5000)  # drift one apart; writes realign
         s.put_writes(T, [WriteRow("t2", "journal", "0", b"j")], durable=True)
         assert len(expiries(client, p)) == 1
-        s.claim(T, Owner("run-1", "host", 1), 30)
-        s.release(T, Owner("run-1", "host", 1))
+        s.claim(T, Owner("run-1"), 30)
+        s.release(T, Owner("run-1"))
         advance(s, 2)
         assert len(expiries(client, p)) == 1
 
@@ -148,7 +147,6 @@ def test_a_writer_without_ttl_makes_every_key_permanent(
             checkpoint=cp(1),
             values=[ValueRow("x", 1, None, 1, b"v")],
             writes=[],  # so w and wx do not exist yet
-            owner=None,
             lease_seconds=30.0,
             durable=True,
         )
@@ -179,7 +177,7 @@ def damaged(redis_url: str, client: redis.Redis, part: str) -> tuple[RedisSaver,
 
 
 def reads_and_writes(s: RedisSaver) -> dict[str, Callable[[], object]]:
-    owner = Owner("run-1", "host", 1)
+    owner = Owner("run-1")
     return {
         "get_head": lambda: s.get_head(T),
         "get_checkpoint": lambda: s.get_checkpoint(T, "cp-2"),
@@ -229,7 +227,7 @@ def test_a_thread_gone_but_still_listed_is_a_corruption_error(
         advance(s, 1)
         client.delete(*(key(p, part) for part in PARTS))  # every key evicted, listed still
         with pytest.raises(CorruptionError, match="head key"):
-            s.claim(T, Owner("run-1", "host", 1), 30)
+            s.claim(T, Owner("run-1"), 30)
         with pytest.raises(CorruptionError):
             advance(s, 1)  # would start the thread over
         assert s.list_threads() == [T]
@@ -251,10 +249,11 @@ def test_writes_before_the_first_checkpoint_keep_the_head(
     redis_url: str, client: redis.Redis
 ) -> None:
     p = prefix()
-    owner = Owner("run-1", "host", 1)
+    owner = Owner("run-1")
     with RedisSaver(redis_url, prefix=p) as s:
-        assert s.claim(T, owner, 30) is None
-        s.put_writes(T, [WriteRow("first", "journal", "0", b"j")], durable=True)
+        claim = s.claim(T, owner, 30)
+        assert claim.head is None
+        s.put_writes(T, [WriteRow("first", "journal", "0", b"j")], fence=claim.fence, durable=True)
         s.release(T, owner)
         assert s.get_writes(T, ["first"]) == [WriteRow("first", "journal", "0", b"j")]
         client.delete(key(p, "wx"))

@@ -55,7 +55,6 @@ def commit(saver: RedisSaver, version: int, payload: bytes = b"v") -> None:
         checkpoint=CheckpointRow(T, f"cp-{version}", parent, version, version, 1.0, b"body"),
         values=[ValueRow("x", version, None, version, payload)],
         writes=[],
-        owner=None,
         lease_seconds=30.0,
         durable=True,
     )

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import os
 import subprocess
 import sys
 import threading
@@ -16,14 +15,17 @@ import pytest
 
 from tether.checkpoint import (
     CheckpointRow,
+    Fence,
     Head,
     Owner,
     Saver,
     ThreadDump,
     ValueRow,
     WriteRow,
+    _lease,
 )
-from tether.errors import CheckpointError, ThreadBusyError
+from tether.checkpoint._lease import this_process
+from tether.errors import CheckpointError, LeaseLostError, ThreadBusyError
 
 SaverFactory = Callable[..., Saver]
 
@@ -57,7 +59,7 @@ def commit(
     expected: int | None,
     values: list[ValueRow] | None = None,
     writes: list[WriteRow] | None = None,
-    owner: Owner | None = None,
+    fence: Fence | None = None,
     lease_seconds: float = 60.0,
     thread_id: str = T,
     durable: bool = False,
@@ -68,7 +70,7 @@ def commit(
         checkpoint=dataclasses.replace(checkpoint, thread_id=thread_id),
         values=values or [],
         writes=writes or [],
-        owner=owner,
+        fence=fence,
         lease_seconds=lease_seconds,
         durable=durable,
     )
@@ -323,21 +325,21 @@ def test_claim_excludes_other_owners_until_release(saver_factory: SaverFactory) 
     saver = saver_factory()
     other_saver = saver_factory(same=True)
     a, b = Owner("run-a"), Owner("run-b")
-    assert saver.claim(T, a, 60) is None
+    assert saver.claim(T, a, 60).head is None
     # Two first runs exclude each other, even before the thread has a head.
     with pytest.raises(ThreadBusyError, match="run-a"):
         other_saver.claim(T, b, 60)
     assert saver.get_head(T) is None
     assert saver.list_threads() == []
-    assert saver.claim(T, a, 60) is None  # the same run may claim again
-    commit(saver, cp(1), expected=None, owner=a)
+    fence = saver.claim(T, a, 60).fence  # the same run may claim again
+    commit(saver, cp(1), expected=None, fence=fence)
     with pytest.raises(ThreadBusyError):
         other_saver.claim(T, b, 60)
     saver.release(T, b)  # not the holder: no effect, no error
     with pytest.raises(ThreadBusyError):
         other_saver.claim(T, b, 60)
     saver.release(T, a)
-    assert other_saver.claim(T, b, 60) == Head("cp-1", 1)
+    assert other_saver.claim(T, b, 60).head == Head("cp-1", 1)
     with pytest.raises(ThreadBusyError, match="run-b"):
         saver.claim(T, a, 60)
 
@@ -358,61 +360,194 @@ def test_release_of_claim_without_commit_leaves_no_thread(saver_factory: SaverFa
 def test_expired_lease_can_be_taken(saver_factory: SaverFactory) -> None:
     saver = saver_factory()
     saver.claim(T, Owner("run-a"), -1)  # expired the moment it was taken
-    assert saver.claim(T, Owner("run-b"), -1) is None
-    commit(saver, cp(1), expected=None, owner=Owner("run-c"), lease_seconds=-1)
-    assert saver.claim(T, Owner("run-d"), 60) == Head("cp-1", 1)
+    fence = saver.claim(T, Owner("run-b"), -1).fence
+    commit(saver, cp(1), expected=None, fence=fence, lease_seconds=-1)
+    assert saver.claim(T, Owner("run-d"), 60).head == Head("cp-1", 1)
 
 
 def test_lease_of_dead_process_can_be_taken(saver_factory: SaverFactory) -> None:
     saver = saver_factory()
-    pid = dead_pid()
-    saver.claim(T, Owner("run-dead", pid=pid), 3600)
-    assert saver.claim(T, Owner("run-b"), 60) is None
-    # A dead pid on another host proves nothing: that lease still holds.
-    saver.claim("t2", Owner("run-far", host="elsewhere.invalid", pid=pid), 3600)
+    here = this_process()
+    dead = dataclasses.replace(here, pid=dead_pid())
+    saver.claim(T, Owner("run-dead", dead), 3600)
+    assert saver.claim(T, Owner("run-b"), 60).head is None
+    # A dead pid on another machine (another boot) proves nothing: that lease still holds.
+    far = dataclasses.replace(dead, host="elsewhere.invalid", boot_id="another-boot")
+    saver.claim("t2", Owner("run-far", far), 3600)
     with pytest.raises(ThreadBusyError, match=r"elsewhere\.invalid"):
         saver.claim("t2", Owner("run-b"), 60)
+    # Nor does one in another pid namespace, even on this host.
+    saver.claim("t3", Owner("run-ns", dataclasses.replace(dead, pid_ns=here.pid_ns + 1)), 3600)
+    with pytest.raises(ThreadBusyError, match="run-ns"):
+        saver.claim("t3", Owner("run-b"), 60)
 
 
 def test_commit_respects_a_live_lease(saver_factory: SaverFactory) -> None:
     saver = saver_factory()
-    a, b = Owner("run-a"), Owner("run-b")
-    saver.claim(T, a, 60)
+    a = Owner("run-a")
+    fence = saver.claim(T, a, 60).fence
+    with pytest.raises(LeaseLostError, match="run-a"):  # a fence the store never issued
+        commit(saver, cp(1), expected=None, fence=Fence("run-b", fence.epoch))
+    with pytest.raises(LeaseLostError, match="run-a"):
+        commit(saver, cp(1), expected=None, fence=Fence("run-a", fence.epoch + 1))
     with pytest.raises(ThreadBusyError, match="run-a"):
-        commit(saver, cp(1), expected=None, owner=b, values=[full("x", 1, b"b")])
-    with pytest.raises(ThreadBusyError):
-        commit(saver, cp(1), expected=None, owner=None)  # no owner: blocked by any live lease
+        commit(saver, cp(1), expected=None, values=[full("x", 1, b"b")])  # unleased
     assert saver.get_head(T) is None
     assert saver.dump_thread(T).checkpoints == []
     with pytest.raises(CheckpointError):
         saver.get_values(T, {"x": 1})
-    commit(saver, cp(1), expected=None, owner=a)
-    # The lease belongs to the run, whichever process of it commits.
-    commit(saver, cp(2, "cp-1"), expected=1, owner=Owner("run-a", pid=os.getppid()))
+    commit(saver, cp(1), expected=None, fence=fence)
+    # The lease belongs to the run, whichever process (saver) of it commits.
+    commit(saver_factory(same=True), cp(2, "cp-1"), expected=1, fence=fence)
     with pytest.raises(ThreadBusyError):
-        saver.claim(T, b, 60)
+        saver.claim(T, Owner("run-b"), 60)
     saver.release(T, a)
-    commit(saver, cp(3, "cp-2"), expected=2, owner=None)
-    assert saver.claim(T, b, 60) == Head("cp-3", 3)
+    commit(saver, cp(3, "cp-2"), expected=2)
+    assert saver.claim(T, Owner("run-b"), 60).head == Head("cp-3", 3)
 
 
 def test_commit_renews_the_lease(saver_factory: SaverFactory) -> None:
     saver = saver_factory()
     a, b = Owner("run-a"), Owner("run-b")
-    saver.claim(T, a, -1)
-    commit(saver, cp(1), expected=None, owner=a, lease_seconds=60)
+    fence = saver.claim(T, a, -1).fence
+    commit(saver, cp(1), expected=None, fence=fence, lease_seconds=60)
     with pytest.raises(ThreadBusyError, match="run-a"):
         saver.claim(T, b, 60)
-    commit(saver, cp(2, "cp-1"), expected=1, owner=a, lease_seconds=-1)
-    assert saver.claim(T, b, 60) == Head("cp-2", 2)
+    commit(saver, cp(2, "cp-1"), expected=1, fence=fence, lease_seconds=-1)
+    assert saver.claim(T, b, 60).head == Head("cp-2", 2)
 
 
-def test_commit_without_owner_after_lease_lapsed(saver_factory: SaverFactory) -> None:
+def test_unleased_commit_after_lease_expired(saver_factory: SaverFactory) -> None:
     saver = saver_factory()
-    saver.claim(T, Owner("run-dead", pid=dead_pid()), 3600)
-    commit(saver, cp(1), expected=None, owner=None)
+    saver.claim(T, Owner("run-gone"), -1)
+    commit(saver, cp(1), expected=None)
     assert saver.get_head(T) == Head("cp-1", 1)
-    assert saver.claim(T, Owner("run-b"), 60) == Head("cp-1", 1)
+    assert saver.claim(T, Owner("run-b"), 60).head == Head("cp-1", 1)
+
+
+# -- fencing -----------------------------------------------------------------------------
+
+
+def test_claim_bumps_the_epoch_only_when_the_lease_changes_hands(
+    saver_factory: SaverFactory,
+) -> None:
+    saver = saver_factory()
+    a, b = Owner("run-a"), Owner("run-b")
+    first = saver.claim(T, a, -1).fence
+    assert first.run_id == "run-a"
+    assert saver.claim(T, a, -1).fence == first  # its own lease, even expired: kept
+    second = saver.claim(T, b, 60).fence
+    assert second == Fence("run-b", first.epoch + 1)
+    commit(saver, cp(1), expected=None, fence=second)
+    saver.release(T, b)
+    # Released, the lease keeps its epoch; the next holder, even an earlier run, bumps it.
+    third = saver.claim(T, a, 60).fence
+    assert third == Fence("run-a", second.epoch + 1)
+
+
+def test_a_run_whose_lease_was_taken_over_writes_nothing(saver_factory: SaverFactory) -> None:
+    saver = saver_factory()
+    stale = saver.claim(T, Owner("run-a"), -1).fence  # "stalls" past its lease
+    fresh = saver.claim(T, Owner("run-b"), 60).fence
+    saver.put_writes(T, [WriteRow("task", "journal", "0", b"b")], fence=fresh, durable=False)
+    with pytest.raises(LeaseLostError, match=r"'thread-1'.*run-a.*run-b"):
+        saver.put_writes(T, [WriteRow("task", "journal", "0", b"a")], fence=stale, durable=False)
+    with pytest.raises(LeaseLostError, match="run-b"):
+        commit(saver, cp(1), expected=None, fence=stale, writes=[WriteRow("x", "output", "", b"")])
+    with pytest.raises(LeaseLostError):
+        saver.renew(T, stale, 60)
+    assert saver.get_writes(T, ["task", "x"]) == [WriteRow("task", "journal", "0", b"b")]
+    assert saver.get_head(T) is None
+    commit(saver, cp(1), expected=None, fence=fresh)
+    assert saver.get_head(T) == Head("cp-1", 1)
+
+
+def test_an_expired_lease_nobody_took_still_writes(saver_factory: SaverFactory) -> None:
+    saver = saver_factory()
+    fence = saver.claim(T, Owner("run-a"), -1).fence
+    saver.put_writes(T, [WriteRow("task", "journal", "0", b"a")], fence=fence, durable=False)
+    commit(saver, cp(1), expected=None, fence=fence)  # and renews it
+    with pytest.raises(ThreadBusyError, match="run-a"):
+        saver.claim(T, Owner("run-b"), 60)
+
+
+def test_renew_extends_only_its_own_lease(saver_factory: SaverFactory) -> None:
+    saver = saver_factory()
+    a = saver.claim(T, Owner("run-a"), -1).fence
+    saver.renew(T, a, 60)
+    with pytest.raises(ThreadBusyError, match="run-a"):
+        saver.claim(T, Owner("run-b"), 60)
+    saver.renew(T, a, -1)
+    b = saver.claim(T, Owner("run-b"), 60).fence
+    commit(saver, cp(1), expected=None, fence=b)
+    saver.release(T, Owner("run-b"))
+    # The stalled run's heartbeat finds the lease released: it must not take it back.
+    with pytest.raises(LeaseLostError, match="released"):
+        saver.renew(T, a, 60)
+    assert saver.claim(T, Owner("run-c"), 60).fence == Fence("run-c", b.epoch + 1)
+
+
+def test_a_deleted_thread_fences_its_old_runs(saver_factory: SaverFactory) -> None:
+    saver = saver_factory()
+    fence = saver.claim(T, Owner("run-a"), 60).fence
+    commit(saver, cp(1), expected=None, fence=fence)
+    saver.delete_thread(T)
+    with pytest.raises(LeaseLostError):
+        saver.put_writes(T, [WriteRow("task", "journal", "0", b"a")], fence=fence, durable=False)
+    assert saver.dump_thread(T) == ThreadDump(T, None, [], [], [])
+
+
+# -- waiting in line ---------------------------------------------------------------------
+
+
+def test_a_free_lease_goes_to_the_oldest_waiter(saver_factory: SaverFactory) -> None:
+    saver = saver_factory()
+    other = saver_factory(same=True)
+    holder, first, second, newcomer = (Owner(r) for r in ("holder", "w1", "w2", "newcomer"))
+    saver.claim(T, holder, 60)
+    for waiter in (first, second):
+        with pytest.raises(ThreadBusyError, match="run holder"):
+            other.claim(T, waiter, 60, waiting=True)
+    saver.release(T, holder)
+    with pytest.raises(ThreadBusyError, match="1 earlier run is waiting"):
+        other.claim(T, second, 60, waiting=True)  # free, but w1 asked first
+    with pytest.raises(ThreadBusyError, match="2 earlier runs are waiting"):
+        saver.claim(T, newcomer, 60)  # a run that does not wait goes after both
+    assert other.claim(T, first, 60, waiting=True).fence.run_id == "w1"
+    commit(saver, cp(1), expected=None, fence=saver.claim(T, first, 60).fence)
+    saver.release(T, first)
+    assert other.claim(T, second, 60, waiting=True).head == Head("cp-1", 1)
+    saver.release(T, second)
+    assert saver.claim(T, newcomer, 60).fence.run_id == "newcomer"  # the line is empty
+
+
+def test_a_waiter_that_gives_up_or_goes_silent_loses_its_place(
+    saver_factory: SaverFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_lease, "TICKET_SECONDS", 1.5)
+    saver = saver_factory()
+    holder = Owner("holder")
+    saver.claim(T, holder, 60)
+    for waiter in ("quitter", "silent"):
+        with pytest.raises(ThreadBusyError):
+            saver.claim(T, Owner(waiter), 60, waiting=True)
+    saver.release(T, Owner("quitter"))  # gave up waiting: its ticket goes at once
+    saver.release(T, holder)
+    with pytest.raises(ThreadBusyError, match="1 earlier run is waiting"):
+        saver.claim(T, Owner("late"), 60)
+    # "silent" stopped asking (it died): once its ticket lapses, the lease is free for all.
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            claim = saver.claim(T, Owner("late"), 60)
+            break
+        except ThreadBusyError:
+            assert time.monotonic() < deadline, "the silent waiter's ticket never lapsed"
+            time.sleep(0.05)
+    assert claim.fence.run_id == "late"
+    saver.release(T, Owner("late"))
+    assert saver.list_threads() == []
+    assert saver.get_head(T) is None
 
 
 # -- deletion ----------------------------------------------------------------------------
@@ -454,8 +589,8 @@ def test_delete_thread_removes_everything(saver_factory: SaverFactory) -> None:
         saver.get_values(T, {"last": 1})
     assert saver.dump_thread(T) == ThreadDump(T, None, [], [], [])
     # The lease went with it, and the id can be used afresh.
-    saver.claim(T, Owner("run-b"), 60)
-    commit(saver, cp(1), expected=None, owner=Owner("run-b"))
+    fence = saver.claim(T, Owner("run-b"), 60).fence
+    commit(saver, cp(1), expected=None, fence=fence)
     assert versions(saver) == [1]
     assert saver.get_values("keep", {"msgs": 2})["msgs"][1].payload == b"+b"
 

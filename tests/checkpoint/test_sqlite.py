@@ -37,7 +37,7 @@ def commit(
         checkpoint=cp(version, thread_id),
         values=values or [],
         writes=[],
-        owner=None,
+        fence=None,
         lease_seconds=60,
         durable=durable,
     )
@@ -221,7 +221,6 @@ _CRASHING_WRITER = """
         checkpoint=CheckpointRow("t", "cp-1", None, 1, 1, 1.0, b"body"),
         values=[],
         writes=[],
-        owner=None,
         lease_seconds=60,
         durable=True,
     )
@@ -353,7 +352,7 @@ def test_ids_round_trip_exactly(db: Path, ident: str) -> None:
             checkpoint=row,
             values=[],
             writes=[write],
-            owner=None,
+            fence=None,
             lease_seconds=1,
             durable=False,
         )
@@ -378,7 +377,7 @@ def test_uuid_checkpoint_ids_are_stored_compactly(db: Path) -> None:
             checkpoint=CheckpointRow("t", ident, "cp-1", 2, 1, 1.0, b""),
             values=[],
             writes=[],
-            owner=None,
+            fence=None,
             lease_seconds=1,
             durable=False,
         )
@@ -399,7 +398,7 @@ def test_version_out_of_range_is_refused_and_stores_nothing(db: Path) -> None:
                 checkpoint=cp(2**32),
                 values=[ValueRow("x", 1, None, 1, b"v")],
                 writes=[],
-                owner=None,
+                fence=None,
                 lease_seconds=1,
                 durable=False,
             )
@@ -512,7 +511,7 @@ _RACER = textwrap.dedent(
             row = CheckpointRow("race", f"{name}-{r}", None, r, r, 0.0, name.encode())
             try:
                 saver.commit("race", expected_version=r - 1 if r > 1 else None,
-                             checkpoint=row, values=[], writes=[], owner=None,
+                             checkpoint=row, values=[], writes=[], fence=None,
                              lease_seconds=60, durable=r % 2 == 0)
                 print("won", flush=True)
             except ThreadBusyError:
@@ -568,6 +567,6 @@ def test_second_process_sees_lease_and_dead_holder(db: Path) -> None:
     subprocess.run([sys.executable, "-c", script, str(db)], check=True)
     with SqliteSaver(db) as saver, SqliteSaver(db) as other:
         # The child exited, so its lease no longer holds on this host.
-        assert saver.claim("leased", Owner("run-me"), 60) is None
+        assert saver.claim("leased", Owner("run-me"), 60).head is None
         with pytest.raises(ThreadBusyError, match="run-me"):
             other.claim("leased", Owner("run-other"), 60)

@@ -133,8 +133,8 @@ def wrap_commits(saver: Saver) -> None:
     original_put = saver.put_writes
     count = {"n": 0}
 
-    def put_writes(thread_id: str, writes: Any, *, durable: bool) -> None:
-        original_put(thread_id, writes, durable=durable)
+    def put_writes(thread_id: str, writes: Any, **kwargs: Any) -> None:
+        original_put(thread_id, writes, **kwargs)
         if any(w.kind == "output" for w in writes):
             OUTPUT_SAVED.set()
 

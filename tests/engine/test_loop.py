@@ -349,9 +349,11 @@ class SignalSaver(InMemorySaver):
         super().__init__()
         self.busy_seen = threading.Event()
 
-    def claim(self, thread_id: str, owner: Any, lease_seconds: float) -> Any:
+    def claim(
+        self, thread_id: str, owner: Any, lease_seconds: float, *, waiting: bool = False
+    ) -> Any:
         try:
-            return super().claim(thread_id, owner, lease_seconds)
+            return super().claim(thread_id, owner, lease_seconds, waiting=waiting)
         except ThreadBusyError:
             self.busy_seen.set()
             raise

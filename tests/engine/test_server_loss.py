@@ -314,10 +314,12 @@ def test_frozen_server_invoke_get_state_and_heartbeat_time_out(
         pg.dsn, schema=f"t_{uuid.uuid4().hex[:12]}", connect_timeout=2, statement_timeout=1.0
     )
     app = build(saver, Counter(), lambda: None)
-    beat = Heartbeat(lease_seconds=60)
+    beat = Heartbeat()
+    lost: list[Exception] = []
     try:
         assert app.invoke({"trail": []}, cfg("before"))["n"] == 13
-        beat.register(saver, "beating", Owner("run-beating"))
+        fence = saver.claim("beating", Owner("run-beating"), 60).fence
+        beat.register(saver, "beating", fence, lost.append)
         pg.freeze()
         try:
             with pytest.raises(StoreTimeoutError, match="'during'"):
@@ -326,14 +328,14 @@ def test_frozen_server_invoke_get_state_and_heartbeat_time_out(
                 app.get_state(cfg("before"))
             beat.renew_now()  # swallows store errors; it must return, not hang
             assert beat.renewals == 0
-            with pytest.raises(StoreTimeoutError, match="claiming the thread on thread 'beating'"):
-                saver.claim("beating", Owner("run-beating"), 60)  # what the renewal calls
+            with pytest.raises(StoreTimeoutError, match="renewing the lease on thread 'beating'"):
+                saver.renew("beating", fence, 60)  # what the renewal calls
         finally:
             pg.thaw()
         assert app.get_state(cfg("before")).values["n"] == 13
         assert app.invoke({"trail": []}, cfg("after"))["n"] == 13
         beat.renew_now()
-        assert beat.renewals == 1
+        assert beat.renewals == 1 and lost == []
     finally:
         beat.unregister("run-beating")
         saver.close()

@@ -102,7 +102,7 @@ def test_a_failed_commit_changes_nothing_in_memory() -> None:
     state.values["big"] = "z" * 100
     state.checkpoint_id = new_checkpoint_id()
     with pytest.raises(ThreadBusyError):
-        state.commit(source="loop", owner=None, durable=False)
+        state.commit(source="loop", fence=None, durable=False)
     assert (dict(state.versions), dict(state.chains), dict(state.metadata)) == before
     assert state.dirty == {"log", "big"}
 

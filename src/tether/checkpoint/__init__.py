@@ -1,19 +1,12 @@
-"""Checkpoint backends: the Saver protocol and its implementations."""
+"""Checkpoint backends: the Saver base class and its implementations."""
 
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from tether.checkpoint._base import (
-    CheckpointRow,
-    Head,
-    Lease,
-    Owner,
-    Saver,
-    ThreadDump,
-    ValueRow,
-    WriteRow,
-)
+from tether.checkpoint._base import CheckpointRow, Head, ThreadDump, ValueRow, WriteRow
+from tether.checkpoint._lease import Claim, Fence, Lease, Owner
 from tether.checkpoint._memory import InMemorySaver
+from tether.checkpoint._saver import Saver
 from tether.checkpoint._sqlite import SqliteSaver
 
 if TYPE_CHECKING:
@@ -45,6 +38,8 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "CheckpointRow",
+    "Claim",
+    "Fence",
     "Head",
     "InMemorySaver",
     "Lease",

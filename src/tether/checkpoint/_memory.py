@@ -9,20 +9,26 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from tether.checkpoint._base import (
-    CheckpointRow,
-    Head,
-    Lease,
-    Owner,
-    ThreadDump,
-    ValueRow,
-    WriteRow,
-)
+from tether.checkpoint._base import CheckpointRow, Head, ThreadDump, ValueRow, WriteRow
 from tether.checkpoint._chains import walk_chain
-from tether.checkpoint._ops import SaverBase
-from tether.errors import CheckpointError, ThreadBusyError
+from tether.checkpoint._lease import (
+    DEFAULT_LEASE_SECONDS,
+    Claim,
+    Fence,
+    Lease,
+    LeaseState,
+    Owner,
+    Ticket,
+    check_lease_seconds,
+    decide_claim,
+    holds,
+    lost_error,
+    write_refusal,
+)
+from tether.checkpoint._saver import Saver
+from tether.errors import CheckpointError
 from tether.serde import Serializer, default_serializer
 
 
@@ -30,6 +36,10 @@ from tether.serde import Serializer, default_serializer
 class _Thread:
     head: Head | None = None
     lease: Lease | None = None
+    epoch: int = 0
+    """The lease epoch, kept when the lease is released."""
+    tickets: dict[str, Ticket] = field(default_factory=dict)
+    """Runs waiting for the lease, by run id."""
     checkpoints: dict[str, CheckpointRow] = field(default_factory=dict)
     values: dict[tuple[str, int], ValueRow] = field(default_factory=dict)
     writes: dict[str, dict[tuple[str, str], WriteRow]] = field(default_factory=dict)
@@ -40,35 +50,16 @@ class _Thread:
             self.writes.setdefault(w.task_id, {})[(w.kind, w.key)] = w
 
 
-def lease_blocks(lease: Lease | None, owner: Owner | None, now: float) -> bool:
-    """True when ``lease`` is held by a live owner other than ``owner``."""
-    if lease is None or lease.expires_at <= now:
-        return False
-    if owner is not None and lease.owner.run_id == owner.run_id:
-        return False
-    return not lease.owner.is_dead_here()
-
-
-def busy_message(thread_id: str, lease: Lease | None) -> str:
-    if lease is None:
-        return (
-            f"thread {thread_id!r} was advanced by another writer since this run read it; "
-            "reload the thread (get_state) and try again"
-        )
-    o = lease.owner
-    return (
-        f"thread {thread_id!r} is being run by run {o.run_id} (pid {o.pid} on {o.host}); "
-        "wait for it to finish, or pass on_busy='wait'"
-    )
-
-
-class InMemorySaver(SaverBase):
+class InMemorySaver(Saver):
     """A Saver that lives in this process only. Good for tests and notebooks."""
 
     blocking = False
 
-    def __init__(self, *, serde: Serializer | None = None) -> None:
+    def __init__(
+        self, *, serde: Serializer | None = None, lease_seconds: float = DEFAULT_LEASE_SECONDS
+    ) -> None:
         self.serde: Serializer = serde if serde is not None else default_serializer()
+        self.lease_seconds = check_lease_seconds(lease_seconds)
         self._lock = threading.Lock()
         self._threads: dict[str, _Thread] = {}
 
@@ -123,45 +114,80 @@ class InMemorySaver(SaverBase):
         checkpoint: CheckpointRow,
         values: Sequence[ValueRow],
         writes: Sequence[WriteRow],
-        owner: Owner | None,
+        fence: Fence | None = None,
         lease_seconds: float,
         durable: bool,
     ) -> None:
         now = time.time()
         with self._lock:
-            t = self._threads.setdefault(thread_id, _Thread())
+            t = self._threads.get(thread_id) or _Thread()
             current = t.head.version if t.head is not None else None
-            if current != expected_version or lease_blocks(t.lease, owner, now):
-                raise ThreadBusyError(busy_message(thread_id, t.lease))
+            refused = write_refusal(thread_id, t.lease, fence, now, current == expected_version)
+            if refused is not None:
+                raise refused
+            self._threads[thread_id] = t
             t.checkpoints[checkpoint.checkpoint_id] = checkpoint
             for v in values:
                 t.values[(v.channel, v.version)] = v
             t.put(writes)
             t.head = Head(checkpoint.checkpoint_id, checkpoint.version)
-            if owner is not None:
-                t.lease = Lease(owner, now + lease_seconds)
+            if fence is not None and t.lease is not None:
+                t.lease = replace(t.lease, expires_at=now + lease_seconds)
 
-    def put_writes(self, thread_id: str, writes: Sequence[WriteRow], *, durable: bool) -> None:
-        with self._lock:
-            t = self._threads.setdefault(thread_id, _Thread())
-            t.put(writes)
-
-    def claim(self, thread_id: str, owner: Owner, lease_seconds: float) -> Head | None:
+    def put_writes(
+        self,
+        thread_id: str,
+        writes: Sequence[WriteRow],
+        *,
+        fence: Fence | None = None,
+        durable: bool,
+    ) -> None:
         now = time.time()
         with self._lock:
-            t = self._threads.setdefault(thread_id, _Thread())
-            if lease_blocks(t.lease, owner, now):
-                raise ThreadBusyError(busy_message(thread_id, t.lease))
-            t.lease = Lease(owner, now + lease_seconds)
-            return t.head
+            t = self._threads.get(thread_id) or _Thread()
+            refused = write_refusal(thread_id, t.lease, fence, now, True)
+            if refused is not None:
+                raise refused
+            self._threads[thread_id] = t
+            t.put(writes)
+
+    def claim(
+        self, thread_id: str, owner: Owner, lease_seconds: float, *, waiting: bool = False
+    ) -> Claim:
+        now = time.time()
+        with self._lock:
+            t = self._threads.get(thread_id) or _Thread()
+            state = LeaseState(t.lease, t.epoch, tuple(t.tickets.values()))
+            decision = decide_claim(thread_id, state, owner, now, lease_seconds, waiting=waiting)
+            self._threads[thread_id] = t
+            for run in decision.drop:
+                t.tickets.pop(run, None)
+            if decision.ticket is not None:
+                t.tickets[owner.run_id] = decision.ticket
+            if decision.lease is None:
+                assert decision.error is not None
+                raise decision.error
+            t.lease, t.epoch = decision.lease, decision.lease.epoch
+            return Claim(t.head, Fence(owner.run_id, t.epoch))
+
+    def renew(self, thread_id: str, fence: Fence, lease_seconds: float) -> None:
+        with self._lock:
+            t = self._threads.get(thread_id)
+            lease = t.lease if t is not None else None
+            if t is None or lease is None or not holds(lease, fence):
+                raise lost_error(thread_id, fence, lease)
+            t.lease = replace(lease, expires_at=time.time() + lease_seconds)
 
     def release(self, thread_id: str, owner: Owner) -> None:
         with self._lock:
             t = self._threads.get(thread_id)
-            if t is not None and t.lease is not None and t.lease.owner.run_id == owner.run_id:
+            if t is None:
+                return
+            t.tickets.pop(owner.run_id, None)
+            if t.lease is not None and t.lease.owner.run_id == owner.run_id:
                 t.lease = None
-                if t.head is None and not t.writes:
-                    del self._threads[thread_id]
+            if t.head is None and t.lease is None and not t.writes and not t.tickets:
+                del self._threads[thread_id]
 
     def list_threads(self) -> list[str]:
         with self._lock:

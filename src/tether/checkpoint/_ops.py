@@ -1,6 +1,6 @@
 """Thread maintenance shared by every saver: prune, export and import.
 
-Built on the protocol's primitives only, so a backend gets them by inheriting ``SaverBase``.
+Built on the contract's primitives only; ``Saver`` (``_saver.py``) offers them as methods.
 Pruning keeps every value row that a kept checkpoint's delta chains reach back to.
 """
 
@@ -10,13 +10,11 @@ import base64
 import json
 from collections.abc import Iterable
 from dataclasses import replace
-from types import TracebackType
-from typing import IO, Self
+from typing import TYPE_CHECKING
 
 from tether.checkpoint._base import (
     CheckpointRow,
     Head,
-    Saver,
     ThreadDump,
     ValueRow,
     WriteRow,
@@ -26,6 +24,9 @@ from tether.checkpoint._chains import check_link
 from tether.checkpoint._unreadable import unreadable
 from tether.errors import CheckpointError
 from tether.serde._envelope import CorruptRecordError, verify
+
+if TYPE_CHECKING:
+    from tether.checkpoint._saver import Saver
 
 EXPORT_FORMAT = "tether-thread"
 EXPORT_VERSION = 1
@@ -218,40 +219,3 @@ def renamed(saver: Saver, dump: ThreadDump) -> ThreadDump:
         data = encode_body(saver.serde, dump.thread_id, c.checkpoint_id, body)
         rows.append(replace(c, body=data))
     return replace(dump, checkpoints=rows)
-
-
-class SaverBase:
-    """What every saver shares on top of the protocol: ``with`` support (closing on exit),
-    and prune / export / import built on the protocol's primitives."""
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()  # type: ignore[attr-defined]
-
-    def prune(self, thread_id: str, *, keep_last: int) -> int:
-        """Keep the newest ``keep_last`` checkpoints (and every value they need)."""
-        return prune_thread(self, thread_id, keep_last)  # type: ignore[arg-type]
-
-    def export_thread(self, thread_id: str, file: IO[str]) -> int:
-        """Write the thread as JSON lines; returns the number of lines."""
-        dump = self.dump_thread(thread_id)  # type: ignore[attr-defined]
-        if dump.head is None:
-            raise CheckpointError(f"thread {thread_id!r} does not exist; nothing to export")
-        n = 0
-        for line in export_lines(dump):
-            file.write(line + "\n")
-            n += 1
-        return n
-
-    def import_thread(self, file: IO[str], *, thread_id: str | None = None) -> str:
-        """Load a thread written by ``export_thread`` (from any backend); returns its id."""
-        dump = parse_lines(file, thread_id)
-        self.load_thread(renamed(self, dump))  # type: ignore[arg-type, attr-defined]
-        return dump.thread_id

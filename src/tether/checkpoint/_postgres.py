@@ -15,42 +15,48 @@ from typing import Any, cast
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from tether.checkpoint._base import (
-    CheckpointRow,
-    Head,
-    Owner,
-    ThreadDump,
-    ValueRow,
-    WriteRow,
-)
+from tether.checkpoint._base import CheckpointRow, Head, ThreadDump, ValueRow, WriteRow
 from tether.checkpoint._chains import chain_from_rows
-from tether.checkpoint._memory import busy_message, lease_blocks
-from tether.checkpoint._ops import SaverBase
+from tether.checkpoint._lease import (
+    DEFAULT_LEASE_SECONDS,
+    Claim,
+    ClaimDecision,
+    Fence,
+    LeaseState,
+    Owner,
+    advanced_error,
+    check_lease_seconds,
+    decide_claim,
+    lost_error,
+    write_refusal,
+)
 from tether.checkpoint._postgres_schema import migrate, quote_schema
 from tether.checkpoint._postgres_sql import (
     _CP_COLS,
+    _FENCED,
     _HEAD_COLS,
-    _LEASE_OK,
-    _NEW_LEASE,
-    _WRITES_SELECT,
     _WRITES_UPSERT,
     _checkpoint,
     _commit_sql,
+    _epoch_of,
+    _fence_params,
     _lease_of,
-    _lease_params,
+    _put_writes_sql,
     _safe_dsn,
+    _tickets_of,
     _value,
     _write,
     _writes_params,
 )
 from tether.checkpoint._postgres_timeouts import WATCHDOG, Alarm, Timeouts, store_error
-from tether.errors import CheckpointError, StoreTimeoutError, ThreadBusyError
+from tether.checkpoint._saver import Saver
+from tether.errors import CheckpointError, StoreTimeoutError
 from tether.serde import Serializer
 
 Conn = psycopg.Connection[Any]
 
 
-class PostgresSaver(SaverBase):
+class PostgresSaver(Saver):
     """A Saver on PostgreSQL. ``with PostgresSaver("postgresql://...") as saver: ...``
 
     Tables live in ``schema`` (created and migrated on open). Every method takes its own
@@ -96,22 +102,30 @@ class PostgresSaver(SaverBase):
         connect_timeout: int = 10,
         statement_timeout: float | None = 30.0,
         keepalive_idle: int | None = 30,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
     ) -> None:
         if serde is None:
             from tether.serde import default_serializer  # type: ignore[attr-defined]
 
             serde = cast(Serializer, default_serializer())
         self.serde: Serializer = serde
+        self.lease_seconds = check_lease_seconds(lease_seconds)
         self._schema = schema
         self._s = s = quote_schema(schema)
         self._prepare = prepare
         self._closed = False
         self._sql = {
-            (first, durable): _commit_sql(s, first=first, durable=durable)
+            (fenced, first, durable): _commit_sql(s, fenced=fenced, first=first, durable=durable)
+            for fenced in (True, False)
             for first in (True, False)
             for durable in (True, False)
         }
         self._timeouts = Timeouts(connect_timeout, statement_timeout, keepalive_idle, timeout)
+        self._put_sql = {
+            (fenced, durable): _put_writes_sql(s, fenced=fenced, durable=durable)
+            for fenced in (True, False)
+            for durable in (True, False)
+        }
         self._conninfo = dsn if dsn is not None else ""
         self._libpq = self._timeouts.libpq(self._conninfo)
         self._pool_args: dict[str, Any] = {
@@ -339,7 +353,7 @@ class PostgresSaver(SaverBase):
         checkpoint: CheckpointRow,
         values: Sequence[ValueRow],
         writes: Sequence[WriteRow],
-        owner: Owner | None,
+        fence: Fence | None = None,
         lease_seconds: float,
         durable: bool,
     ) -> None:
@@ -348,7 +362,6 @@ class PostgresSaver(SaverBase):
         params: dict[str, Any] = {
             "tid": thread_id,
             "expected": expected_version,
-            "now": now,
             "cid": checkpoint.checkpoint_id,
             "parent": checkpoint.parent_id,
             "ver": checkpoint.version,
@@ -360,74 +373,122 @@ class PostgresSaver(SaverBase):
             "vprev": [v.prev for v in vals],
             "vbase": [v.base for v in vals],
             "vpay": [v.payload for v in vals],
-            **_lease_params(owner, now + lease_seconds),
+            **_fence_params(fence, now, now + lease_seconds),
             **_writes_params(writes),
         }
-        query = self._sql[(expected_version is None, durable)]
+        query = self._sql[(fence is not None, expected_version is None, durable)]
         with self._conn("committing a checkpoint", thread_id) as conn:
-            for _attempt in range(3):
-                row = conn.execute(query, params).fetchone()
-                if row is not None and row[0] == 1:
-                    return
-                stored = self._read_head_row(conn, thread_id)
-                current = None if stored is None or stored[1] is None else int(stored[1])
-                lease = _lease_of(stored)
-                if current != expected_version or lease_blocks(lease, owner, now):
-                    blocking = lease if lease_blocks(lease, owner, now) else None
-                    raise ThreadBusyError(busy_message(thread_id, blocking))
-                if lease is not None:  # held by a dead process on this host: take it over
-                    params.update(
-                        srun=lease.owner.run_id, shost=lease.owner.host, spid=lease.owner.pid
-                    )
-        raise ThreadBusyError(busy_message(thread_id, None))
+            row = conn.execute(query, params).fetchone()
+            if row is not None and row[0] == 1:
+                return
+            stored = self._read_head_row(conn, thread_id)
+        current = None if stored is None or stored[1] is None else int(stored[1])
+        refused = write_refusal(
+            thread_id, _lease_of(stored), fence, now, current == expected_version
+        )
+        raise refused or advanced_error(thread_id)
 
-    def put_writes(self, thread_id: str, writes: Sequence[WriteRow], *, durable: bool) -> None:
+    def put_writes(
+        self,
+        thread_id: str,
+        writes: Sequence[WriteRow],
+        *,
+        fence: Fence | None = None,
+        durable: bool,
+    ) -> None:
         if not writes:
             return
-        sync = "" if durable else "SELECT set_config('synchronous_commit', 'off', true), "
-        query = (
-            f"WITH w AS (INSERT INTO {self._s}.writes (thread_id, task_id, kind, key, payload) "
-            f"SELECT %(tid)s, u.task_id, u.kind, u.key, u.payload FROM {_WRITES_SELECT} "
-            f"{_WRITES_UPSERT} RETURNING 1) " + (sync or "SELECT ") + "(SELECT count(*) FROM w)"
-        )
-        with self._conn("storing task writes", thread_id) as conn:
-            conn.execute(query, {"tid": thread_id, **_writes_params(writes)})
-
-    def claim(self, thread_id: str, owner: Owner, lease_seconds: float) -> Head | None:
         now = time.time()
-        params = {"tid": thread_id, "now": now, **_lease_params(owner, now + lease_seconds)}
-        query = (
-            f"INSERT INTO {self._s}.heads AS h (thread_id, lease_run, lease_host, lease_pid, "
-            "lease_expires) VALUES (%(tid)s, %(run)s, %(host)s, %(pid)s, %(exp)s) "
-            "ON CONFLICT (thread_id) DO UPDATE SET "
-            + _NEW_LEASE.format(h="h")
-            + " WHERE "
-            + _LEASE_OK.format(h="h")
-            + " RETURNING h.checkpoint_id, h.version"
+        query = self._put_sql[(fence is not None, durable)]
+        params = {"tid": thread_id, **_fence_params(fence, now, now), **_writes_params(writes)}
+        with self._conn("storing task writes", thread_id) as conn:
+            row = conn.execute(query, params).fetchone()
+            if row is not None and row[0] == 1:
+                return
+            stored = self._read_head_row(conn, thread_id)
+        raise write_refusal(thread_id, _lease_of(stored), fence, now, True) or advanced_error(
+            thread_id
         )
-        with self._conn("claiming the thread", thread_id) as conn:
-            for _attempt in range(3):
-                row = conn.execute(query, params).fetchone()
-                if row is not None:
-                    return None if row[0] is None else Head(row[0], int(row[1]))
-                lease = _lease_of(self._read_head_row(conn, thread_id))
-                if lease_blocks(lease, owner, now):
-                    raise ThreadBusyError(busy_message(thread_id, lease))
-                if lease is not None:
-                    params.update(
-                        srun=lease.owner.run_id, shost=lease.owner.host, spid=lease.owner.pid
-                    )
-        raise ThreadBusyError(busy_message(thread_id, None))
+
+    def claim(
+        self, thread_id: str, owner: Owner, lease_seconds: float, *, waiting: bool = False
+    ) -> Claim:
+        """Decided in Python (checkpoint/_lease.py) under the head row's lock."""
+        s, now = self._s, time.time()
+        with self._conn("claiming the thread", thread_id) as conn, conn.transaction():
+            conn.execute(
+                f"INSERT INTO {s}.heads (thread_id) VALUES (%s) ON CONFLICT DO NOTHING",
+                [thread_id],
+            )
+            row = conn.execute(
+                f"SELECT {_HEAD_COLS}, (SELECT array_agg(ARRAY[run_id, since::text, seen::text]) "
+                f"FROM {s}.waiters WHERE thread_id = %(tid)s) FROM {s}.heads "
+                "WHERE thread_id = %(tid)s FOR UPDATE",
+                {"tid": thread_id},
+            ).fetchone()
+            state = LeaseState(_lease_of(row), _epoch_of(row), _tickets_of(row))
+            decision = decide_claim(thread_id, state, owner, now, lease_seconds, waiting=waiting)
+            self._store_tickets(conn, thread_id, decision)
+            lease = decision.lease
+            if lease is not None:
+                conn.execute(
+                    f"UPDATE {s}.heads SET lease_run = %s, lease_host = %s, lease_pid = %s, "
+                    "lease_proc = %s, lease_expires = %s, lease_epoch = %s WHERE thread_id = %s",
+                    [
+                        owner.run_id,
+                        owner.host,
+                        owner.pid,
+                        owner.process.token,
+                        lease.expires_at,
+                        lease.epoch,
+                        thread_id,
+                    ],
+                )
+        if lease is None:  # raised after the commit, so that the caller's ticket is kept
+            assert decision.error is not None
+            raise decision.error
+        head = None if row is None or row[0] is None else Head(row[0], int(row[1]))
+        return Claim(head, Fence(owner.run_id, lease.epoch))
+
+    def _store_tickets(self, conn: Conn, thread_id: str, decision: ClaimDecision) -> None:
+        s, ticket = self._s, decision.ticket
+        if decision.drop:
+            conn.execute(
+                f"DELETE FROM {s}.waiters WHERE thread_id = %s AND run_id = ANY(%s::text[])",
+                [thread_id, list(decision.drop)],
+            )
+        if ticket is not None:
+            conn.execute(
+                f"INSERT INTO {s}.waiters (thread_id, run_id, since, seen) "
+                "VALUES (%s, %s, %s, %s) ON CONFLICT (thread_id, run_id) "
+                "DO UPDATE SET since = EXCLUDED.since, seen = EXCLUDED.seen",
+                [thread_id, ticket.run_id, ticket.since, ticket.seen],
+            )
+
+    def renew(self, thread_id: str, fence: Fence, lease_seconds: float) -> None:
+        with self._conn("renewing the lease", thread_id) as conn:
+            renewed = conn.execute(
+                f"UPDATE {self._s}.heads AS h SET lease_expires = %(exp)s "
+                f"WHERE h.thread_id = %(tid)s AND {_FENCED} RETURNING 1",
+                {"tid": thread_id, **_fence_params(fence, 0.0, time.time() + lease_seconds)},
+            ).fetchone()
+            if renewed is not None:
+                return
+            stored = self._read_head_row(conn, thread_id)
+        raise lost_error(thread_id, fence, _lease_of(stored))
 
     def release(self, thread_id: str, owner: Owner) -> None:
         s = self._s
         with self._conn("releasing the thread", thread_id) as conn:
             conn.execute(
-                f"WITH gone AS (DELETE FROM {s}.heads WHERE thread_id = %(tid)s "
+                f"WITH ticket AS (DELETE FROM {s}.waiters WHERE thread_id = %(tid)s "
+                "AND run_id = %(run)s), "
+                f"gone AS (DELETE FROM {s}.heads WHERE thread_id = %(tid)s "
                 "AND lease_run = %(run)s AND version IS NULL "
                 f"AND NOT EXISTS (SELECT 1 FROM {s}.writes WHERE thread_id = %(tid)s)) "
                 f"UPDATE {s}.heads SET lease_run = NULL, lease_host = NULL, lease_pid = NULL, "
-                "lease_expires = NULL WHERE thread_id = %(tid)s AND lease_run = %(run)s",
+                "lease_proc = NULL, lease_expires = NULL "
+                "WHERE thread_id = %(tid)s AND lease_run = %(run)s",
                 {"tid": thread_id, "run": owner.run_id},
             )
 
@@ -512,7 +573,8 @@ class PostgresSaver(SaverBase):
                     f"INSERT INTO {s}.heads AS h (thread_id, checkpoint_id, version) "
                     "VALUES (%s, %s, %s) ON CONFLICT (thread_id) DO UPDATE SET "
                     "checkpoint_id = EXCLUDED.checkpoint_id, version = EXCLUDED.version, "
-                    "lease_run = NULL, lease_host = NULL, lease_pid = NULL, lease_expires = NULL "
+                    "lease_run = NULL, lease_host = NULL, lease_pid = NULL, lease_proc = NULL, "
+                    "lease_expires = NULL "
                     "WHERE h.version IS NULL RETURNING 1",
                     [tid, dump.head.checkpoint_id, dump.head.version],
                 ).fetchone()

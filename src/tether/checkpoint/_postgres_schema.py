@@ -65,6 +65,18 @@ def _migrations(s: str) -> list[list[str]]:
                 payload bytea NOT NULL,
                 PRIMARY KEY (thread_id, task_id, kind, key))""",
         ],
+        # Leases (checkpoint/_lease.py): the epoch the lease is at (kept on release), the
+        # holder's process identity (boot id / pid namespace / start time), the runs waiting.
+        [
+            f"ALTER TABLE {s}.heads ADD COLUMN lease_epoch bigint NOT NULL DEFAULT 0",
+            f"ALTER TABLE {s}.heads ADD COLUMN lease_proc text",
+            f"""CREATE TABLE {s}.waiters (
+                thread_id text NOT NULL,
+                run_id text NOT NULL,
+                since double precision NOT NULL,
+                seen double precision NOT NULL,
+                PRIMARY KEY (thread_id, run_id))""",
+        ],
     ]
 
 

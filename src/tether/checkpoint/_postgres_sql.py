@@ -1,7 +1,8 @@
 """The SQL PostgresSaver sends, and the conversions between its rows and the protocol's.
 
 Invariant: the commit statement's head compare-and-swap (CTE ``cas``) gates every insert in
-it, so a statement whose CAS matched no row changes nothing.
+it, so a statement whose CAS matched no row changes nothing; the same holds for the lease
+gate (CTE ``ok``) of ``put_writes``.
 """
 
 from __future__ import annotations
@@ -11,20 +12,13 @@ from typing import Any, cast
 
 import psycopg
 
-from tether.checkpoint._base import CheckpointRow, Lease, Owner, ValueRow, WriteKind, WriteRow
+from tether.checkpoint._base import CheckpointRow, ValueRow, WriteKind, WriteRow
+from tether.checkpoint._lease import Fence, Lease, Owner, Process, Ticket
 
-# Lease free, expired, ours, or held by the dead process we were told to take it from.
-_LEASE_OK = (
-    "({h}.lease_run IS NULL OR {h}.lease_expires <= %(now)s::float8 "
-    "OR {h}.lease_run = %(run)s::text OR ({h}.lease_run = %(srun)s::text "
-    "AND {h}.lease_host = %(shost)s::text AND {h}.lease_pid = %(spid)s::int))"
-)
-_NEW_LEASE = (
-    "lease_run = COALESCE(%(run)s::text, {h}.lease_run), "
-    "lease_host = COALESCE(%(host)s::text, {h}.lease_host), "
-    "lease_pid = COALESCE(%(pid)s::int, {h}.lease_pid), "
-    "lease_expires = COALESCE(%(exp)s::float8, {h}.lease_expires)"
-)
+# The fence of a run's write (see checkpoint/_lease.py): the stored lease is still its own.
+_FENCED = "h.lease_run = %(frun)s::text AND h.lease_epoch = %(fepoch)s::int8"
+# A write without a fence: no unexpired lease is held.
+_UNLEASED = "(h.lease_run IS NULL OR h.lease_expires <= %(now)s::float8)"
 _VALUES_CTE = (
     "v AS (INSERT INTO {s}.vals AS t (thread_id, channel, version, prev, base, payload) "
     "SELECT cas.thread_id, u.channel, u.version, u.prev, u.base, u.payload FROM cas, "
@@ -40,27 +34,31 @@ _WRITES_SELECT = (
 _WRITES_UPSERT = (
     "ON CONFLICT (thread_id, task_id, kind, key) DO UPDATE SET payload = EXCLUDED.payload"
 )
-_HEAD_COLS = "checkpoint_id, version, lease_run, lease_host, lease_pid, lease_expires"
+_HEAD_COLS = (
+    "checkpoint_id, version, lease_run, lease_host, lease_pid, lease_expires, lease_epoch, "
+    "lease_proc"
+)
 _CP_COLS = "checkpoint_id, parent_id, version, step, created_at, body"
 
 
-def _commit_sql(s: str, *, first: bool, durable: bool) -> str:
-    if first:
+def _commit_sql(s: str, *, fenced: bool, first: bool, durable: bool) -> str:
+    if fenced:  # the claim made the head row: always an update
         cas = (
-            f"INSERT INTO {s}.heads AS h (thread_id, checkpoint_id, version, lease_run, "
-            "lease_host, lease_pid, lease_expires) VALUES (%(tid)s, %(cid)s, %(ver)s, "
-            "%(run)s, %(host)s, %(pid)s, %(exp)s) ON CONFLICT (thread_id) DO UPDATE SET "
-            "checkpoint_id = EXCLUDED.checkpoint_id, version = EXCLUDED.version, "
-            + _NEW_LEASE.format(h="h")
-            + " WHERE h.version IS NULL AND "
-            + _LEASE_OK.format(h="h")
+            f"UPDATE {s}.heads AS h SET checkpoint_id = %(cid)s, version = %(ver)s, "
+            "lease_expires = %(exp)s WHERE h.thread_id = %(tid)s AND "
+            f"h.version IS NOT DISTINCT FROM %(expected)s::int8 AND {_FENCED}"
+        )
+    elif first:
+        cas = (
+            f"INSERT INTO {s}.heads AS h (thread_id, checkpoint_id, version) "
+            "VALUES (%(tid)s, %(cid)s, %(ver)s) ON CONFLICT (thread_id) DO UPDATE SET "
+            "checkpoint_id = EXCLUDED.checkpoint_id, version = EXCLUDED.version "
+            f"WHERE h.version IS NULL AND {_UNLEASED}"
         )
     else:
         cas = (
-            f"UPDATE {s}.heads AS h SET checkpoint_id = %(cid)s, version = %(ver)s, "
-            + _NEW_LEASE.format(h="h")
-            + " WHERE h.thread_id = %(tid)s AND h.version = %(expected)s::int8 AND "
-            + _LEASE_OK.format(h="h")
+            f"UPDATE {s}.heads AS h SET checkpoint_id = %(cid)s, version = %(ver)s "
+            f"WHERE h.thread_id = %(tid)s AND h.version = %(expected)s::int8 AND {_UNLEASED}"
         )
     sync = "" if durable else ", set_config('synchronous_commit', 'off', true)"
     return (
@@ -77,23 +75,53 @@ def _commit_sql(s: str, *, first: bool, durable: bool) -> str:
     )
 
 
-def _lease_params(owner: Owner | None, expires: float | None) -> dict[str, Any]:
+def _put_writes_sql(s: str, *, fenced: bool, durable: bool) -> str:
+    """Task writes gated by the lease check. A fenced write holds a share lock on the head row
+    until it commits, so a claim that takes the thread over waits for it, and a write that
+    comes after the takeover sees the new epoch and stores nothing."""
+    if fenced:
+        gate = f"SELECT 1 FROM {s}.heads AS h WHERE h.thread_id = %(tid)s AND {_FENCED} FOR SHARE"
+    else:
+        gate = (
+            f"SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM {s}.heads AS h "
+            f"WHERE h.thread_id = %(tid)s AND NOT {_UNLEASED})"
+        )
+    sync = "" if durable else ", set_config('synchronous_commit', 'off', true)"
+    return (
+        f"WITH ok AS ({gate}), w AS (INSERT INTO {s}.writes (thread_id, task_id, kind, key, "
+        f"payload) SELECT %(tid)s, u.task_id, u.kind, u.key, u.payload FROM {_WRITES_SELECT} "
+        f"WHERE EXISTS (SELECT 1 FROM ok) {_WRITES_UPSERT}) SELECT (SELECT count(*) FROM ok)"
+        f"{sync}"
+    )
+
+
+def _fence_params(fence: Fence | None, now: float, expires: float) -> dict[str, Any]:
     return {
-        "run": owner.run_id if owner else None,
-        "host": owner.host if owner else None,
-        "pid": owner.pid if owner else None,
-        "exp": expires if owner else None,
-        "srun": None,
-        "shost": None,
-        "spid": None,
+        "frun": fence.run_id if fence else None,
+        "fepoch": fence.epoch if fence else None,
+        "now": now,
+        "exp": expires,
     }
 
 
 def _lease_of(row: Sequence[Any] | None) -> Lease | None:
-    """The lease in a ``_HEAD_COLS`` row, or None."""
+    """The lease held in a ``_HEAD_COLS`` row, or None when it is free."""
     if row is None or row[2] is None:
         return None
-    return Lease(Owner(run_id=row[2], host=row[3], pid=int(row[4])), float(row[5]))
+    owner = Owner(row[2], Process.from_stored(row[3], int(row[4]), row[7]))
+    return Lease(owner, float(row[5]), int(row[6]))
+
+
+def _epoch_of(row: Sequence[Any] | None) -> int:
+    """The lease epoch of a ``_HEAD_COLS`` row, held or not (0 for a new thread)."""
+    return 0 if row is None else int(row[6])
+
+
+def _tickets_of(row: Sequence[Any] | None) -> tuple[Ticket, ...]:
+    """The waiters aggregated after the ``_HEAD_COLS`` of a claim's row."""
+    if row is None or row[8] is None:
+        return ()
+    return tuple(Ticket(run, float(since), float(seen)) for run, since, seen in row[8])
 
 
 def _writes_params(writes: Sequence[WriteRow]) -> dict[str, Any]:

@@ -19,19 +19,23 @@ import redis
 from redis.commands.core import Script
 
 from tether.checkpoint import _redis_scripts as lua
-from tether.checkpoint._base import (
-    CheckpointRow,
-    Head,
-    Lease,
-    Owner,
-    ThreadDump,
-    ValueRow,
-    WriteKind,
-    WriteRow,
-)
+from tether.checkpoint._base import CheckpointRow, Head, ThreadDump, ValueRow, WriteKind, WriteRow
 from tether.checkpoint._chains import walk_chain
-from tether.checkpoint._memory import busy_message, lease_blocks
-from tether.checkpoint._ops import SaverBase
+from tether.checkpoint._lease import (
+    DEFAULT_LEASE_SECONDS,
+    Claim,
+    Fence,
+    Lease,
+    LeaseState,
+    Owner,
+    Process,
+    Ticket,
+    advanced_error,
+    check_lease_seconds,
+    decide_claim,
+    lost_error,
+    write_refusal,
+)
 from tether.checkpoint._redis_keys import (
     OLD_LIST_SUFFIX,
     check_prefix,
@@ -47,6 +51,7 @@ from tether.checkpoint._redis_setup import (
     read_policy,
     server_name,
 )
+from tether.checkpoint._saver import Saver
 from tether.checkpoint._unreadable import unreadable
 from tether.errors import CheckpointError, ThreadBusyError
 from tether.serde import Serializer
@@ -108,23 +113,37 @@ def _checkpoint_of(thread_id: str, checkpoint_id: str, raw: bytes) -> Checkpoint
         raise unreadable(exc, thread_id, f"checkpoint {checkpoint_id!r}") from exc
 
 
-def _lease_of(reply: Sequence[bytes]) -> Lease | None:
-    """The lease in a script's busy reply ``[0, ver, run, host, pid, expires]``."""
-    if not reply[2]:
+def _lease_of(fields: Sequence[bytes | None]) -> Lease | None:
+    """The lease held in ``[run, host, pid, expires, epoch, process]`` (a script's busy
+    reply from its third item on, or the head's fields), or None when it is free."""
+    if not fields[0]:
         return None
-    owner = Owner(run_id=_s(reply[2]), host=_s(reply[3]), pid=int(reply[4]))
-    return Lease(owner, float(reply[5]))
+    process = Process.from_stored(_s(fields[1] or b""), int(fields[2] or 0), _s(fields[5] or b""))
+    return Lease(Owner(_s(fields[0]), process), float(fields[3] or 0), int(fields[4] or 0))
+
+
+def _lease_state(head: Mapping[bytes, bytes]) -> LeaseState:
+    """The lease, epoch and waiters' tickets (fields ``q:<run>`` = "since seen") of a head
+    hash."""
+    fields = [head.get(f) for f in (b"lrun", b"lhost", b"lpid", b"lexp", b"lep", b"lproc")]
+    tickets = []
+    for name, value in head.items():
+        if name.startswith(b"q:"):
+            since, seen = value.split()
+            tickets.append(Ticket(_s(name[2:]), float(since), float(seen)))
+    return LeaseState(_lease_of(fields), int(fields[4] or 0), tuple(tickets))
 
 
 # The error reply of a script that found a key of the thread gone (see _redis_scripts).
 _MISSING = "TETHER_MISSING "
 
 
-class RedisSaver(SaverBase):
+class RedisSaver(Saver):
     """A Saver on Redis 7. ``with RedisSaver("redis://localhost:6379/0") as saver: ...``
 
     Keys, for prefix ``p`` (no braces) and thread ``t`` (see ``_redis_keys``): ``p:{t}:head``
-    (hash: checkpoint id, version, lease, the list of the thread's other keys),
+    (hash: checkpoint id, version, lease with its epoch, ``q:<run>`` tickets of runs waiting
+    for it, the list of the thread's other keys),
     ``p:{t}:cp`` (hash: checkpoint id -> row), ``p:{t}:cpv`` (sorted set of checkpoint ids by
     version), ``p:{t}:val`` (hash: ``channel\\0version`` -> row), ``p:{t}:w`` (hash:
     ``task\\0kind\\0key`` -> payload), ``p:{t}:wx`` (hash: task -> the names of its fields in
@@ -162,12 +181,14 @@ class RedisSaver(SaverBase):
         serde: Serializer | None = None,
         timeout: float = 10.0,
         allow_eviction: bool = False,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
     ) -> None:
         if serde is None:
             from tether.serde import default_serializer  # type: ignore[attr-defined]
 
             serde = cast(Serializer, default_serializer())
         self.serde: Serializer = serde
+        self.lease_seconds = check_lease_seconds(lease_seconds)
         if ttl is not None and ttl <= 0:
             raise CheckpointError(
                 f"RedisSaver: ttl must be a positive number of seconds, not {ttl}"
@@ -193,6 +214,7 @@ class RedisSaver(SaverBase):
                 "COMMIT",
                 "PUT_WRITES",
                 "CLAIM",
+                "RENEW",
                 "RELEASE",
                 "LIST_THREADS",
                 "GET_HEAD",
@@ -325,83 +347,123 @@ class RedisSaver(SaverBase):
         checkpoint: CheckpointRow,
         values: Sequence[ValueRow],
         writes: Sequence[WriteRow],
-        owner: Owner | None,
+        fence: Fence | None = None,
         lease_seconds: float,
         durable: bool,
     ) -> None:
         now = time.time()
         cp = checkpoint
         packed = _pack([cp.parent_id, cp.version, cp.step, cp.created_at, cp.body])
-        steal = ["", "", ""]
-        tail: list[Any] = [cp.checkpoint_id, str(cp.version), packed, self._ttl, str(len(values))]
+        args: list[Any] = [
+            thread_id,
+            "" if expected_version is None else str(expected_version),
+            *self._fence_args(fence, now),
+            repr(now + lease_seconds),
+            cp.checkpoint_id,
+            str(cp.version),
+            packed,
+            self._ttl,
+            str(len(values)),
+        ]
         for v in values:
-            tail += [f"{v.channel}{_SEP}{v.version}", _pack_value(v)]
-        for w in writes:
-            tail += [_write_field(w), w.payload]
-        for _attempt in range(3):
-            args = [
-                thread_id,
-                "" if expected_version is None else str(expected_version),
-                repr(now),
-                *self._owner_args(owner, now + lease_seconds),
-                *steal,
-                *tail,
-            ]
-            reply = self._script(
-                "COMMIT", "committing a checkpoint", thread_id, self._keys(thread_id), args
-            )
-            if reply[0] == 1:
-                return
-            current = int(reply[1]) if reply[1] else None
-            lease = _lease_of(reply)
-            if current != expected_version or lease_blocks(lease, owner, now):
-                blocking = lease if lease_blocks(lease, owner, now) else None
-                raise ThreadBusyError(busy_message(thread_id, blocking))
-            steal = self._steal_args(lease)
-        raise ThreadBusyError(busy_message(thread_id, None))
-
-    @staticmethod
-    def _owner_args(owner: Owner | None, expires: float) -> list[str]:
-        if owner is None:
-            return ["", "", "", ""]
-        return [owner.run_id, owner.host, str(owner.pid), repr(expires)]
-
-    @staticmethod
-    def _steal_args(lease: Lease | None) -> list[str]:
-        """Name the dead holder of a lease, so that the script may take it over."""
-        if lease is None:
-            return ["", "", ""]
-        return [lease.owner.run_id, lease.owner.host, str(lease.owner.pid)]
-
-    def put_writes(self, thread_id: str, writes: Sequence[WriteRow], *, durable: bool) -> None:
-        if not writes:
-            return
-        args: list[Any] = [thread_id, self._ttl]
+            args += [f"{v.channel}{_SEP}{v.version}", _pack_value(v)]
         for w in writes:
             args += [_write_field(w), w.payload]
-        self._script("PUT_WRITES", "storing task writes", thread_id, self._keys(thread_id), args)
+        reply = self._script(
+            "COMMIT", "committing a checkpoint", thread_id, self._keys(thread_id), args
+        )
+        if reply[0] != 1:
+            current = int(reply[1]) if reply[1] else None
+            version_ok = current == expected_version
+            raise self._refusal(thread_id, reply, fence, now, version_ok)
 
-    def claim(self, thread_id: str, owner: Owner, lease_seconds: float) -> Head | None:
+    @staticmethod
+    def _fence_args(fence: Fence | None, now: float) -> list[str]:
+        if fence is None:
+            return [repr(now), "", ""]
+        return [repr(now), fence.run_id, str(fence.epoch)]
+
+    @staticmethod
+    def _refusal(
+        thread_id: str, reply: Sequence[Any], fence: Fence | None, now: float, version_ok: bool
+    ) -> ThreadBusyError:
+        lease = _lease_of(reply[2:8])
+        return write_refusal(thread_id, lease, fence, now, version_ok) or advanced_error(thread_id)
+
+    def put_writes(
+        self,
+        thread_id: str,
+        writes: Sequence[WriteRow],
+        *,
+        fence: Fence | None = None,
+        durable: bool,
+    ) -> None:
+        if not writes:
+            return
         now = time.time()
-        steal = ["", "", ""]
-        for _attempt in range(3):
-            args = [
+        args: list[Any] = [thread_id, self._ttl, *self._fence_args(fence, now)]
+        for w in writes:
+            args += [_write_field(w), w.payload]
+        reply = self._script(
+            "PUT_WRITES", "storing task writes", thread_id, self._keys(thread_id), args
+        )
+        if reply[0] != 1:
+            raise self._refusal(thread_id, reply, fence, now, True)
+
+    def claim(
+        self, thread_id: str, owner: Owner, lease_seconds: float, *, waiting: bool = False
+    ) -> Claim:
+        """Read the head hash, decide in Python (checkpoint/_lease.py), then store the
+        decision only if the lease is still the one read; else read and decide again."""
+        key = self._keys(thread_id)[0]
+        for _attempt in range(100):
+            now = time.time()
+            stored = self._call("claiming the thread", thread_id, lambda: self._r.hgetall(key))
+            state = _lease_state(stored)
+            decision = decide_claim(thread_id, state, owner, now, lease_seconds, waiting=waiting)
+            lease, ticket = decision.lease, decision.ticket
+            args: list[Any] = [
                 thread_id,
-                repr(now),
-                *self._owner_args(owner, now + lease_seconds),
-                *steal,
+                _s(stored.get(b"lrun", b"")),
+                _s(stored.get(b"lexp", b"")),
+                str(state.epoch),
                 self._ttl,
+                "" if lease is None else "1",
+                owner.run_id,
+                owner.host,
+                str(owner.pid),
+                "" if lease is None else repr(lease.expires_at),
+                "" if lease is None else str(lease.epoch),
+                owner.process.token,
+                "" if ticket is None else f"{ticket.since!r} {ticket.seen!r}",
+                *decision.drop,
             ]
             reply = self._script(
                 "CLAIM", "claiming the thread", thread_id, self._keys(thread_id), args
             )
+            if reply[0] == 2:
+                assert decision.error is not None
+                raise decision.error
             if reply[0] == 1:
-                return Head(_s(reply[1]), int(reply[2])) if reply[2] else None
-            lease = _lease_of(reply)
-            if lease_blocks(lease, owner, now):
-                raise ThreadBusyError(busy_message(thread_id, lease))
-            steal = self._steal_args(lease)
-        raise ThreadBusyError(busy_message(thread_id, None))
+                assert lease is not None
+                head = Head(_s(reply[1]), int(reply[2])) if reply[2] else None
+                return Claim(head, Fence(owner.run_id, lease.epoch))
+        raise ThreadBusyError(
+            f"thread {thread_id!r}: its lease kept changing while this run tried to claim it; "
+            "try again"
+        )
+
+    def renew(self, thread_id: str, fence: Fence, lease_seconds: float) -> None:
+        args = [
+            thread_id,
+            fence.run_id,
+            str(fence.epoch),
+            repr(time.time() + lease_seconds),
+            self._ttl,
+        ]
+        reply = self._script("RENEW", "renewing the lease", thread_id, self._keys(thread_id), args)
+        if reply[0] != 1:
+            raise lost_error(thread_id, fence, _lease_of(reply[2:8]))
 
     def release(self, thread_id: str, owner: Owner) -> None:
         k = self._keys(thread_id)

@@ -118,20 +118,19 @@ local function seal()
 end
 """
 
-# Shared helpers. A lease blocks unless it is free, expired, ours (ARGV run), or the one
-# held by the dead process the caller names (srun/shost/spid).
+# Shared helpers. The lease check of checkpoint/_lease.py: a fenced write (run ~= '') needs
+# the stored lease to be that run's at that epoch; an unleased write needs no unexpired lease.
 _PRELUDE = (
     """
-local function lease_ok(head, now, run, srun, shost, spid)
-  local l = redis.call('HMGET', head, 'lrun', 'lhost', 'lpid', 'lexp')
-  if not l[1] then return true, l end
-  if tonumber(l[4]) <= tonumber(now) then return true, l end
-  if run ~= '' and l[1] == run then return true, l end
-  if srun ~= '' and l[1] == srun and l[2] == shost and l[3] == spid then return true, l end
-  return false, l
+local function lease_of(head)
+  return redis.call('HMGET', head, 'lrun', 'lhost', 'lpid', 'lexp', 'lep', 'lproc')
+end
+local function lease_ok(l, now, run, epoch)
+  if run ~= '' then return l[1] == run and (l[5] or '0') == epoch end
+  return (not l[1]) or tonumber(l[4]) <= tonumber(now)
 end
 local function busy(ver, l)
-  return {0, ver or '', l[1] or '', l[2] or '', l[3] or '', l[4] or ''}
+  return {0, ver or '', l[1] or '', l[2] or '', l[3] or '', l[4] or '', l[5] or '0', l[6] or ''}
 end
 local function touch(ttl, tid)
   if ttl == '' then
@@ -161,8 +160,8 @@ end
     + _INTACT
 )
 
-# ARGV: tid expected now run host pid exp srun shost spid cid ver cp_packed ttl nvals
-#       (val_field val_packed)*nvals (write_field payload)*
+# ARGV: tid expected now frun fepoch exp cid ver cp_packed ttl nvals
+#       (val_field val_packed)*nvals (write_field payload)*   (frun '' = an unleased write)
 COMMIT = (
     _PRELUDE
     + """
@@ -170,69 +169,105 @@ local gone = missing(ARGV[1])
 if gone then return refuse(gone) end
 local ver = redis.call('HGET', KEYS[1], 'ver')
 local expected = ARGV[2]
-local ok, l = lease_ok(KEYS[1], ARGV[3], ARGV[4], ARGV[8], ARGV[9], ARGV[10])
-if (expected == '' and ver) or (expected ~= '' and ver ~= expected) or not ok then
+local l = lease_of(KEYS[1])
+if (expected == '' and ver) or (expected ~= '' and ver ~= expected)
+    or not lease_ok(l, ARGV[3], ARGV[4], ARGV[5]) then
   return busy(ver, l)
 end
-redis.call('HSET', KEYS[2], ARGV[11], ARGV[13])
-redis.call('ZADD', KEYS[3], ARGV[12], ARGV[11])
-local n = tonumber(ARGV[15])
-local i = 16
+redis.call('HSET', KEYS[2], ARGV[7], ARGV[9])
+redis.call('ZADD', KEYS[3], ARGV[8], ARGV[7])
+local n = tonumber(ARGV[11])
+local i = 12
 for _ = 1, n do
   redis.call('HSET', KEYS[4], ARGV[i], ARGV[i + 1])
   i = i + 2
 end
 put_writes_from(KEYS[5], KEYS[6], i)
-redis.call('HSET', KEYS[1], 'cp', ARGV[11], 'ver', ARGV[12])
-if ARGV[4] ~= '' then
-  redis.call('HSET', KEYS[1], 'lrun', ARGV[4], 'lhost', ARGV[5], 'lpid', ARGV[6], 'lexp', ARGV[7])
-end
+redis.call('HSET', KEYS[1], 'cp', ARGV[7], 'ver', ARGV[8])
+if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'lexp', ARGV[6]) end
 seal()
-listed(ARGV[14], ARGV[1])
-touch(ARGV[14], ARGV[1])
+listed(ARGV[10], ARGV[1])
+touch(ARGV[10], ARGV[1])
 return {1}
 """
 )
 
-# ARGV: tid ttl (write_field payload)*
+# ARGV: tid ttl now frun fepoch (write_field payload)*
 PUT_WRITES = (
     _PRELUDE
     + """
 local gone = missing(ARGV[1])
 if gone then return refuse(gone) end
-put_writes_from(KEYS[5], KEYS[6], 3)
+local l = lease_of(KEYS[1])
+if not lease_ok(l, ARGV[3], ARGV[4], ARGV[5]) then
+  return busy(redis.call('HGET', KEYS[1], 'ver'), l)
+end
+put_writes_from(KEYS[5], KEYS[6], 6)
 seal()
 touch(ARGV[2], ARGV[1])
-return 1
+return {1}
 """
 )
 
-# ARGV: tid now run host pid exp srun shost spid ttl
+# The second half of a claim, decided in Python from the head hash it read: if the lease is
+# still what was read, drop and store the waiters' tickets (fields 'q:<run>' = "since seen")
+# and, when granted, the new lease. Returns {0} when the lease changed (read and decide
+# again), {2} when the claim was refused, {1, cp, ver} when it was granted.
+# ARGV: tid read_run read_exp read_epoch ttl granted('1'|'') run host pid exp epoch proc
+#       ticket('' = none) drop_run*
 CLAIM = (
     _PRELUDE
     + """
 local gone = missing(ARGV[1])
 if gone then return refuse(gone) end
-local ok, l = lease_ok(KEYS[1], ARGV[2], ARGV[3], ARGV[7], ARGV[8], ARGV[9])
+local l = lease_of(KEYS[1])
+if (l[1] or '') ~= ARGV[2] or (l[4] or '') ~= ARGV[3] or (l[5] or '0') ~= ARGV[4] then
+  return {0}
+end
+for i = 14, #ARGV do redis.call('HDEL', KEYS[1], 'q:' .. ARGV[i]) end
+if ARGV[13] ~= '' then redis.call('HSET', KEYS[1], 'q:' .. ARGV[7], ARGV[13]) end
+if ARGV[6] == '' then
+  touch(ARGV[5], ARGV[1])
+  return {2}
+end
+redis.call('HSET', KEYS[1], 'lrun', ARGV[7], 'lhost', ARGV[8], 'lpid', ARGV[9], 'lexp', ARGV[10],
+  'lep', ARGV[11], 'lproc', ARGV[12])
+touch(ARGV[5], ARGV[1])
 local head = redis.call('HMGET', KEYS[1], 'cp', 'ver')
-if not ok then return busy(head[2], l) end
-redis.call('HSET', KEYS[1], 'lrun', ARGV[3], 'lhost', ARGV[4], 'lpid', ARGV[5], 'lexp', ARGV[6])
-touch(ARGV[10], ARGV[1])
 return {1, head[1] or '', head[2] or ''}
 """
 )
 
-# KEYS: head w; ARGV: run. A head without a checkpoint goes with the lease unless the thread
-# has writes or other keys (which the head's ``keys`` list must keep accounting for).
+# ARGV: tid run epoch exp ttl. Extends the lease only while it is still (run, epoch).
+RENEW = (
+    _PRELUDE
+    + """
+local gone = missing(ARGV[1])
+if gone then return refuse(gone) end
+local l = lease_of(KEYS[1])
+if not lease_ok(l, '', ARGV[2], ARGV[3]) then return busy('', l) end
+redis.call('HSET', KEYS[1], 'lexp', ARGV[4])
+touch(ARGV[5], ARGV[1])
+return {1}
+"""
+)
+
+# KEYS: head w; ARGV: run. Drops the run's lease (keeping the epoch 'lep' while the head
+# lives on) and its ticket; a head left with nothing to keep (no checkpoint, writes, other
+# keys in its ``keys`` list, or tickets) goes.
 RELEASE = """
-if redis.call('HGET', KEYS[1], 'lrun') ~= ARGV[1] then return 0 end
-local has = redis.call('HGET', KEYS[1], 'keys') or ''
-if redis.call('HEXISTS', KEYS[1], 'ver') == 0 and redis.call('EXISTS', KEYS[2]) == 0
-   and has == '' then
-  redis.call('DEL', KEYS[1])
-else
-  redis.call('HDEL', KEYS[1], 'lrun', 'lhost', 'lpid', 'lexp')
+redis.call('HDEL', KEYS[1], 'q:' .. ARGV[1])
+if redis.call('HGET', KEYS[1], 'lrun') == ARGV[1] then
+  redis.call('HDEL', KEYS[1], 'lrun', 'lhost', 'lpid', 'lexp', 'lproc')
 end
+if redis.call('HEXISTS', KEYS[1], 'ver') == 1 or redis.call('HEXISTS', KEYS[1], 'lrun') == 1
+    or redis.call('EXISTS', KEYS[2]) == 1 or (redis.call('HGET', KEYS[1], 'keys') or '') ~= '' then
+  return 1
+end
+for _, f in ipairs(redis.call('HKEYS', KEYS[1])) do
+  if string.sub(f, 1, 2) == 'q:' then return 1 end
+end
+redis.call('DEL', KEYS[1])
 return 1
 """
 

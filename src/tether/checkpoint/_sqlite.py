@@ -14,22 +14,28 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from tether.checkpoint._base import (
-    CheckpointRow,
-    Head,
-    Owner,
-    ThreadDump,
-    ValueRow,
-    WriteRow,
-)
+from tether.checkpoint._base import CheckpointRow, Head, ThreadDump, ValueRow, WriteRow
 from tether.checkpoint._chains import chain_from_rows
-from tether.checkpoint._memory import busy_message, lease_blocks
-from tether.checkpoint._ops import SaverBase
+from tether.checkpoint._lease import (
+    DEFAULT_LEASE_SECONDS,
+    Claim,
+    ClaimDecision,
+    Fence,
+    LeaseState,
+    Owner,
+    Ticket,
+    check_lease_seconds,
+    decide_claim,
+    lost_error,
+    write_refusal,
+)
+from tether.checkpoint._saver import Saver
 from tether.checkpoint._sqlite_open import open_database
 from tether.checkpoint._sqlite_rows import (
     CHECKPOINT_COLS,
     HEAD_SQL,
     checkpoint_of,
+    epoch_of,
     head_of,
     insert_rows,
     lease_of,
@@ -38,7 +44,7 @@ from tether.checkpoint._sqlite_rows import (
     write_of,
 )
 from tether.checkpoint._sqlite_schema import VERSION_BITS, VERSION_MASK
-from tether.errors import CheckpointError, ThreadBusyError
+from tether.errors import CheckpointError
 from tether.serde import Serializer, default_serializer
 
 # SQLite allows 32766 bound parameters per statement; stay far below it.
@@ -50,7 +56,7 @@ def _chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
         yield items[i : i + _CHUNK]
 
 
-class SqliteSaver(SaverBase):
+class SqliteSaver(Saver):
     """A Saver on a SQLite file. ``with SqliteSaver("agent.db") as saver: ...``
 
     One connection per saver, guarded by a lock: threads of a process take turns (no
@@ -73,8 +79,10 @@ class SqliteSaver(SaverBase):
         busy_timeout_ms: int = 30000,
         read_only: bool = False,
         allow_other_tables: bool = False,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
     ) -> None:
         self.serde: Serializer = serde if serde is not None else default_serializer()
+        self.lease_seconds = check_lease_seconds(lease_seconds)
         self.path = os.fspath(path)
         self.read_only = read_only
         self._lock = threading.RLock()
@@ -276,71 +284,121 @@ class SqliteSaver(SaverBase):
         checkpoint: CheckpointRow,
         values: Sequence[ValueRow],
         writes: Sequence[WriteRow],
-        owner: Owner | None,
+        fence: Fence | None = None,
         lease_seconds: float,
         durable: bool,
     ) -> None:
         now = time.time()
         with self._tx(thread_id, "IMMEDIATE", durable) as conn:
             row = conn.execute(HEAD_SQL, (thread_id,)).fetchone()
-            lease = lease_of(row)
             head = head_of(row)
             current = head.version if head is not None else None
-            if current != expected_version or lease_blocks(lease, owner, now):
-                raise ThreadBusyError(busy_message(thread_id, lease))
+            refused = write_refusal(
+                thread_id, lease_of(row), fence, now, current == expected_version
+            )
+            if refused is not None:
+                raise refused
             tid = int(row[0]) if row is not None else new_thread(conn, thread_id)
             insert_rows(conn, thread_id, tid, [checkpoint], values, writes)
             head_id = pack_id(checkpoint.checkpoint_id)
-            if owner is None:
+            if fence is None:
                 conn.execute(
                     "UPDATE heads SET checkpoint_id = ?, version = ? WHERE thread_id = ?",
                     (head_id, checkpoint.version, thread_id),
                 )
             else:
                 conn.execute(
-                    "UPDATE heads SET checkpoint_id = ?, version = ?, lease_run = ?, "
-                    "lease_host = ?, lease_pid = ?, lease_expires = ? WHERE thread_id = ?",
-                    (
-                        head_id,
-                        checkpoint.version,
-                        owner.run_id,
-                        owner.host,
-                        owner.pid,
-                        now + lease_seconds,
-                        thread_id,
-                    ),
+                    "UPDATE heads SET checkpoint_id = ?, version = ?, lease_expires = ? "
+                    "WHERE thread_id = ?",
+                    (head_id, checkpoint.version, now + lease_seconds, thread_id),
                 )
 
-    def put_writes(self, thread_id: str, writes: Sequence[WriteRow], *, durable: bool) -> None:
+    def put_writes(
+        self,
+        thread_id: str,
+        writes: Sequence[WriteRow],
+        *,
+        fence: Fence | None = None,
+        durable: bool,
+    ) -> None:
         if not writes:
             return
+        now = time.time()
         with self._tx(thread_id, "IMMEDIATE", durable) as conn:
-            tid = self._tid(conn, thread_id)
-            if tid is None:
-                tid = new_thread(conn, thread_id)
+            row = conn.execute(HEAD_SQL, (thread_id,)).fetchone()
+            refused = write_refusal(thread_id, lease_of(row), fence, now, True)
+            if refused is not None:
+                raise refused
+            tid = int(row[0]) if row is not None else new_thread(conn, thread_id)
             insert_rows(conn, thread_id, tid, [], [], writes)
 
-    def claim(self, thread_id: str, owner: Owner, lease_seconds: float) -> Head | None:
+    def claim(
+        self, thread_id: str, owner: Owner, lease_seconds: float, *, waiting: bool = False
+    ) -> Claim:
         now = time.time()
         with self._tx(thread_id, "IMMEDIATE", False) as conn:  # a lease needs no fsync
             row = conn.execute(HEAD_SQL, (thread_id,)).fetchone()
-            lease = lease_of(row)
-            if lease_blocks(lease, owner, now):
-                raise ThreadBusyError(busy_message(thread_id, lease))
-            if row is None:
-                new_thread(conn, thread_id)
+            tickets = conn.execute(
+                "SELECT run_id, since, seen FROM waiters WHERE thread_id = ?", (thread_id,)
+            ).fetchall()
+            state = LeaseState(lease_of(row), epoch_of(row), tuple(Ticket(*t) for t in tickets))
+            decision = decide_claim(thread_id, state, owner, now, lease_seconds, waiting=waiting)
+            self._store_tickets(conn, thread_id, decision)
+            lease = decision.lease
+            if lease is not None:
+                if row is None:
+                    new_thread(conn, thread_id)
+                conn.execute(
+                    "UPDATE heads SET lease_run = ?, lease_host = ?, lease_pid = ?, "
+                    "lease_proc = ?, lease_expires = ?, lease_epoch = ? WHERE thread_id = ?",
+                    (
+                        owner.run_id,
+                        owner.host,
+                        owner.pid,
+                        owner.process.token,
+                        lease.expires_at,
+                        lease.epoch,
+                        thread_id,
+                    ),
+                )
+        if lease is None:  # raised after the commit, so that the caller's ticket is kept
+            assert decision.error is not None
+            raise decision.error
+        return Claim(head_of(row), Fence(owner.run_id, lease.epoch))
+
+    @staticmethod
+    def _store_tickets(conn: sqlite3.Connection, thread_id: str, decision: ClaimDecision) -> None:
+        conn.executemany(
+            "DELETE FROM waiters WHERE thread_id = ? AND run_id = ?",
+            [(thread_id, run) for run in decision.drop],
+        )
+        t = decision.ticket
+        if t is not None:
             conn.execute(
-                "UPDATE heads SET lease_run = ?, lease_host = ?, lease_pid = ?, "
-                "lease_expires = ? WHERE thread_id = ?",
-                (owner.run_id, owner.host, owner.pid, now + lease_seconds, thread_id),
+                "INSERT OR REPLACE INTO waiters (thread_id, run_id, since, seen) "
+                "VALUES (?, ?, ?, ?)",
+                (thread_id, t.run_id, t.since, t.seen),
             )
-            return head_of(row)
+
+    def renew(self, thread_id: str, fence: Fence, lease_seconds: float) -> None:
+        with self._tx(thread_id, "IMMEDIATE", False) as conn:
+            renewed = conn.execute(
+                "UPDATE heads SET lease_expires = ? WHERE thread_id = ? AND lease_run = ? "
+                "AND lease_epoch = ?",
+                (time.time() + lease_seconds, thread_id, fence.run_id, fence.epoch),
+            ).rowcount
+            if not renewed:
+                row = conn.execute(HEAD_SQL, (thread_id,)).fetchone()
+                raise lost_error(thread_id, fence, lease_of(row))
 
     def release(self, thread_id: str, owner: Owner) -> None:
         with self._tx(thread_id, "IMMEDIATE", False) as conn:
             conn.execute(
+                "DELETE FROM waiters WHERE thread_id = ? AND run_id = ?", (thread_id, owner.run_id)
+            )
+            conn.execute(
                 "UPDATE heads SET lease_run = NULL, lease_host = NULL, lease_pid = NULL, "
-                "lease_expires = NULL WHERE thread_id = ? AND lease_run = ?",
+                "lease_proc = NULL, lease_expires = NULL WHERE thread_id = ? AND lease_run = ?",
                 (thread_id, owner.run_id),
             )
             # A row made only to hold a lease (claim before the first commit) goes with it.

@@ -12,13 +12,14 @@ import uuid
 from collections.abc import Sequence
 from typing import Any, cast
 
-from tether.checkpoint._base import CheckpointRow, Head, Lease, Owner, ValueRow, WriteKind, WriteRow
+from tether.checkpoint._base import CheckpointRow, Head, ValueRow, WriteKind, WriteRow
+from tether.checkpoint._lease import Lease, Owner, Process
 from tether.checkpoint._sqlite_schema import MAX_TID, VERSION_BITS, VERSION_MASK
 from tether.errors import CheckpointError
 
 HEAD_SQL = (
-    "SELECT tid, checkpoint_id, version, lease_run, lease_host, lease_pid, lease_expires "
-    "FROM heads WHERE thread_id = ?"
+    "SELECT tid, checkpoint_id, version, lease_run, lease_host, lease_pid, lease_expires, "
+    "lease_epoch, lease_proc FROM heads WHERE thread_id = ?"
 )
 # A checkpoint row has no version column: the version is the low bits of its rowid.
 CHECKPOINT_COLS = (
@@ -38,10 +39,16 @@ INSERT_WRITE = (
 
 
 def lease_of(row: tuple[Any, ...] | None) -> Lease | None:
-    """The lease stored in a ``HEAD_SQL`` row (columns 3-6), or None."""
+    """The lease held in a ``HEAD_SQL`` row (columns 3-8), or None when it is free."""
     if row is None or row[3] is None:
         return None
-    return Lease(Owner(run_id=row[3], host=row[4], pid=row[5]), float(row[6]))
+    owner = Owner(row[3], Process.from_stored(row[4], int(row[5]), row[8]))
+    return Lease(owner, float(row[6]), int(row[7]))
+
+
+def epoch_of(row: tuple[Any, ...] | None) -> int:
+    """The lease epoch of a ``HEAD_SQL`` row, held or not (0 for a new thread)."""
+    return 0 if row is None else int(row[7])
 
 
 def head_of(row: tuple[Any, ...] | None) -> Head | None:

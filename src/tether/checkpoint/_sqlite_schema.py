@@ -59,8 +59,22 @@ _V1 = (
     "INSERT INTO tether_schema (name, value) VALUES ('next_tid', 1)",
 )
 
+# Leases (checkpoint/_lease.py): the epoch the lease is at (kept when it is released), the
+# holder's process identity (boot id / pid namespace / start time), and the runs waiting.
+_V2 = (
+    "ALTER TABLE heads ADD COLUMN lease_epoch INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE heads ADD COLUMN lease_proc TEXT",
+    """CREATE TABLE waiters (
+        thread_id TEXT NOT NULL,
+        run_id TEXT NOT NULL,
+        since REAL NOT NULL,
+        seen REAL NOT NULL,
+        PRIMARY KEY (thread_id, run_id)
+    ) WITHOUT ROWID""",
+)
+
 # MIGRATIONS[i] takes a file from schema version i to i + 1. Append only; never edit.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1,)
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 VERSION_BITS = 32

@@ -3,6 +3,7 @@ so that failures are one red line on stderr with exit code 1 or 2 (see ``_errors
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 from enum import StrEnum
@@ -13,7 +14,6 @@ import typer
 from rich.text import Text
 
 from tether.checkpoint import Saver
-from tether.checkpoint._ops import export_lines, parse_lines, prune_thread, renamed
 from tether.cli import _render
 from tether.cli._errors import EXIT_USAGE, CliError, reporting
 from tether.cli._open import load_graph, open_saver, require_thread
@@ -276,7 +276,7 @@ def prune(
     out = _render.stdout_console()
     with reporting(), open_saver(db) as saver:
         require_thread(saver, db, thread)
-        deleted = prune_thread(saver, thread, keep_last)
+        deleted = saver.prune(thread, keep_last=keep_last)
         out.print(
             Text(
                 f"pruned {deleted} checkpoint{'s' if deleted != 1 else ''} of {thread}; "
@@ -297,19 +297,19 @@ def export_(
     """Write a thread as JSON lines (readable by `tether import` on any backend)."""
     with reporting(), open_saver(db, read_only=True) as saver:
         require_thread(saver, db, thread)
-        lines = list(export_lines(saver.dump_thread(thread)))
+        # read it all before touching the output, so a failed read leaves no partial file
+        text = io.StringIO()
+        lines = saver.export_thread(thread, text)
         if output == "-":
-            for line in lines:
-                sys.stdout.write(line + "\n")
+            sys.stdout.write(text.getvalue())
             sys.stdout.flush()
             return
         try:
             with open(output, "w", encoding="utf-8", newline="\n") as f:
-                for line in lines:
-                    f.write(line + "\n")
+                f.write(text.getvalue())
         except OSError as exc:
             raise CliError(f"{output}: cannot write: {exc.strerror or exc}") from exc
-        _render.stdout_console().print(Text(f"exported {thread} to {output} ({len(lines)} lines)"))
+        _render.stdout_console().print(Text(f"exported {thread} to {output} ({lines} lines)"))
 
 
 @app.command("import")
@@ -332,11 +332,11 @@ def import_(
                 text = Path(file).read_text(encoding="utf-8")
             except OSError as exc:
                 raise CliError(f"{file}: cannot read: {exc.strerror or exc}", EXIT_USAGE) from exc
-        dump = parse_lines(text.splitlines(), thread)
         with open_saver(db, create=True) as saver:
-            saver.load_thread(renamed(saver, dump))
+            imported = saver.import_thread(io.StringIO(text), thread_id=thread)
+            checkpoints = sum(1 for _ in saver.list_checkpoints(imported))
         _render.stdout_console().print(
-            Text(f"imported thread {dump.thread_id} ({len(dump.checkpoints)} checkpoints)")
+            Text(f"imported thread {imported} ({checkpoints} checkpoints)")
         )
 
 

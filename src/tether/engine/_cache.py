@@ -16,7 +16,7 @@ import weakref
 from collections import OrderedDict
 from typing import Generic, TypeVar
 
-from tether.checkpoint._base import Saver
+from tether.checkpoint._saver import Saver
 from tether.serde import Serializer
 
 T = TypeVar("T")

@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tether._messages import add_messages
-from tether.checkpoint._base import CheckpointRow, Saver, ValueRow
+from tether.checkpoint._base import CheckpointRow, ValueRow
 from tether.checkpoint._body import decode_body
+from tether.checkpoint._saver import Saver
 from tether.engine._loop import checkpoint_id_of, thread_id_of
 from tether.engine._spec import Channel, GraphSpec
 from tether.engine._status import collect_logs

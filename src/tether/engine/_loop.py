@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import functools
 import queue
-import time
 import uuid
 import warnings
 from collections.abc import Generator, Iterator
 from typing import Any
 
-from tether.checkpoint._base import ENDED_RUNS, Head, Owner, Saver, WriteRow
+from tether.checkpoint._base import WriteRow
+from tether.checkpoint._lease import Fence, Owner
+from tether.checkpoint._saver import Saver
+from tether.engine._claim import claim_thread, release_lease
 from tether.engine._heartbeat import Heartbeat
 from tether.engine._metrics import METRICS_TASK, RunMetrics
 from tether.engine._otel import record_run
@@ -36,9 +38,8 @@ from tether.engine._runner import Outcome, evaluate_branches, run_step
 from tether.engine._runtime import RunContext, TaskContext
 from tether.engine._spec import GraphSpec
 from tether.engine._status import WITHDRAWN, TaskLog, collect_logs, encode_output
-from tether.engine._store import LEASE_SECONDS, ThreadState, new_checkpoint_id
+from tether.engine._store import ThreadState, new_checkpoint_id
 from tether.errors import (
-    CheckpointError,
     ConfigError,
     DroppedUpdateWarning,
     EmptyInputError,
@@ -46,15 +47,15 @@ from tether.errors import (
     InterruptError,
     InvalidAnswerError,
     InvalidUpdateError,
+    LeaseLostError,
     SerializationError,
     TetherError,
-    ThreadBusyError,
 )
 from tether.types import START, Command, Durability, Interrupt
 
 DEFAULT_RECURSION_LIMIT = 25
 
-HEARTBEAT = Heartbeat(LEASE_SECONDS)
+HEARTBEAT = Heartbeat()
 """Renews the leases of this process's running threads (see engine/_heartbeat.py)."""
 
 
@@ -77,22 +78,6 @@ def checkpoint_id_of(config: dict[str, Any] | None) -> str | None:
     conf = (config or {}).get("configurable") or {}
     cid = conf.get("checkpoint_id")
     return str(cid) if cid is not None else None
-
-
-def claim_thread(
-    saver: Saver, thread_id: str, owner: Owner, on_busy: str, wait_timeout: float
-) -> Head | None:
-    """Take the thread's lease; with ``on_busy="wait"`` poll until the other run ends."""
-    deadline = time.monotonic() + wait_timeout
-    delay = 0.005
-    while True:
-        try:
-            return saver.claim(thread_id, owner, LEASE_SECONDS)
-        except ThreadBusyError:
-            if on_busy != "wait" or time.monotonic() >= deadline:
-                raise
-        time.sleep(delay)
-        delay = min(delay * 2, 0.25)
 
 
 class Run:
@@ -134,6 +119,8 @@ class Run:
         self.run_id = uuid.uuid4().hex
         self.owner = Owner(self.run_id)
         self.custom = custom
+        self.fence: Fence | None = None
+        """The run's lease epoch, set by the claim; every write carries it."""
         self.events_q: queue.Queue[tuple[str, Any]] | None = (
             queue.Queue() if custom or task_results else None
         )
@@ -175,7 +162,24 @@ class Run:
             # async mode, so that a database crash cannot make the task run again. The flush
             # also covers every earlier commit of the run (the log is written in order).
             journal = any(r.kind == "journal" for r in rows)
-            self.saver.put_writes(self.thread_id, rows, durable=self.durable or journal)
+            self._put(rows, durable=self.durable or journal)
+
+    def _put(self, rows: list[WriteRow], durable: bool | None = None) -> None:
+        """Store task writes under the run's fence (from any thread of the run: a @task in a
+        parallel branch too). A lost lease is recorded for the whole run, never swallowed."""
+        saver = self.saver
+        assert saver is not None
+        self.ctx.check_lease()
+        try:
+            saver.put_writes(
+                self.thread_id,
+                rows,
+                fence=self.fence,
+                durable=self.durable if durable is None else durable,
+            )
+        except LeaseLostError as exc:
+            self.ctx.lose(exc)
+            raise
 
     def _emit_custom(self, chunk: Any) -> None:
         assert self.events_q is not None
@@ -218,13 +222,18 @@ class Run:
             payloads.append(self._metrics_payload(pending_bytes=nbytes))
             return [self._metrics_row(payloads[0])]
 
-        state.commit(
-            source=source,
-            owner=self.owner,
-            durable=self.durable,
-            writes=writes,
-            extra_writes=metrics_row,
-        )
+        self.ctx.check_lease()
+        try:
+            state.commit(
+                source=source,
+                fence=self.fence,
+                durable=self.durable,
+                writes=writes,
+                extra_writes=metrics_row,
+            )
+        except LeaseLostError as exc:
+            self.ctx.lose(exc)
+            raise
         # counted only once stored, so a failed commit leaves the run's metrics exact
         if sizes:  # nothing is stored without a checkpointer
             self.metrics.committed(sizes[0])
@@ -246,11 +255,11 @@ class Run:
 
     def _write_metrics(self) -> None:
         """For runs whose last write was not a commit (a pause, a failure)."""
-        if self.saver is None or self.metrics.written:
+        if self.saver is None or self.metrics.written or self.ctx.lost is not None:
             return
         payload = self._metrics_payload()
         try:
-            self.saver.put_writes(self.thread_id, [self._metrics_row(payload)], durable=False)
+            self._put([self._metrics_row(payload)], durable=False)
         except TetherError:
             return  # metrics never hide the run's own outcome
         self._metrics_stored(payload)
@@ -267,7 +276,7 @@ class Run:
                 state.checkpoint_id = new_checkpoint_id()
             self._commit(state, "loop", rows, last=self.metrics.outcome != "running")
         elif rows:
-            self.saver.put_writes(self.thread_id, rows, durable=self.durable)
+            self._put(rows)
 
     # -- the run ---------------------------------------------------------------------------
 
@@ -276,12 +285,13 @@ class Run:
         if saver is None:
             yield from self._run(ThreadState(self.spec, None, self.thread_id))
             return
-        head = claim_thread(saver, self.thread_id, self.owner, self.on_busy, self.busy_timeout)
-        HEARTBEAT.register(saver, self.thread_id, self.owner)
+        claim = claim_thread(saver, self.thread_id, self.owner, self.on_busy, self.busy_timeout)
+        self.fence = claim.fence
+        HEARTBEAT.register(saver, self.thread_id, claim.fence, self.ctx.lose)
         failed = False
         try:
             target = checkpoint_id_of(self.config)
-            state = ThreadState.load(self.spec, saver, self.thread_id, head, target)
+            state = ThreadState.load(self.spec, saver, self.thread_id, claim.head, target)
             yield from self._run(state)
         except BaseException:
             failed = True
@@ -290,23 +300,7 @@ class Run:
         finally:
             HEARTBEAT.unregister(self.run_id)
             self._write_metrics()
-            self._release(saver, failed)
-
-    def _release(self, saver: Saver, failed: bool) -> None:
-        """Drop the lease. If that fails after the run failed, the run's own error is the
-        one to see (this process treats the lease as free anyway; others wait for it to
-        expire)."""
-        try:
-            saver.release(self.thread_id, self.owner)
-        except CheckpointError as exc:
-            ENDED_RUNS.add(self.run_id)
-            if failed:
-                return
-            raise CheckpointError(
-                f"thread {self.thread_id!r}: the run finished and was saved, but releasing "
-                f"its lease failed ({exc}); other processes see the thread busy until the "
-                "lease expires"
-            ) from exc
+            release_lease(saver, self.thread_id, self.owner, failed=failed)
 
     def _run(self, state: ThreadState) -> Iterator[tuple[str, Any]]:
         self.state = state
@@ -441,9 +435,8 @@ class Run:
         answers, pending = match_answers(self.thread_id, state.tasks, logs, resume)
         self.answered = {i: pending[i] for i in answers}
         rows = [self._row(pending[i], "resume", i, v) for i, v in answers.items()]
-        assert self.saver is not None
         # A human's answer cannot be recomputed: durable in every mode, like a @task result.
-        self.saver.put_writes(self.thread_id, rows, durable=True)
+        self._put(rows, durable=True)
         for i, v in answers.items():
             logs.setdefault(pending[i], TaskLog()).resumes[i] = v
 
@@ -515,6 +508,9 @@ class Run:
                     functools.partial(encode_output, serde, output),
                 )
                 self._record([WriteRow(outcome.task.id, "output", "", payload)])
+        # A task that found the lease lost (a @task's journal write in any branch) fails the
+        # whole run here, before anything else of this step is written.
+        self.ctx.check_lease()
         order = {t.id: i for i, t in enumerate(tasks)}
         outcomes.sort(key=lambda o: order[o.task.id])
         for o in outcomes:

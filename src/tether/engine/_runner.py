@@ -38,7 +38,7 @@ from tether.engine._runtime import (
 )
 from tether.engine._spec import GraphSpec
 from tether.engine._status import RAISED, TaskLog, output_from_plain, output_to_plain
-from tether.errors import GraphInterrupt
+from tether.errors import GraphInterrupt, LeaseLostError
 from tether.errors import NodeInterrupt as RaisedInterrupt
 from tether.types import Command, Interrupt, RetryPolicy
 
@@ -125,13 +125,16 @@ def with_retries(
     attempt_fn: Callable[[int], T],
     on_retry: Callable[[int, BaseException], None] | None = None,
 ) -> T:
-    """Call ``attempt_fn(attempt)`` until it succeeds or the policy gives up."""
+    """Call ``attempt_fn(attempt)`` until it succeeds or the policy gives up. A run that lost
+    its lease is never retried, whatever the policy says: it is fenced and must stop."""
     attempt = 1
     while True:
         try:
             return attempt_fn(attempt)
         except Exception as exc:
-            if policy is None or attempt >= policy.max_attempts or not policy.should_retry(exc):
+            if isinstance(exc, LeaseLostError) or policy is None:
+                raise
+            if attempt >= policy.max_attempts or not policy.should_retry(exc):
                 raise
             attempt += 1
             if on_retry is not None:
@@ -180,6 +183,7 @@ def run_task(
     started = time.time()
 
     def attempt(n: int) -> TaskOutput:
+        run.check_lease()
         ctx = TaskContext(run, task, log, task.node, "", n, first_attempt_at=started)
         kwargs = inject(node.inject, ctx) if node.inject else None
         try:

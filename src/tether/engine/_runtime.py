@@ -16,7 +16,7 @@ from typing import Any
 from tether.checkpoint._base import WriteRow
 from tether.engine._planner import PlannedTask
 from tether.engine._status import TaskLog
-from tether.errors import GraphInterrupt, InterruptError, TaskCallError
+from tether.errors import GraphInterrupt, InterruptError, LeaseLostError, TaskCallError
 from tether.serde import Serializer
 from tether.types import Interrupt
 
@@ -55,6 +55,19 @@ class RunContext:
     """The checkpoint that planned the step running now."""
     on_task_result: Callable[[str, Any], None] | None = None
     """Receives (task name, result) of each ``@task`` call that ran (not replayed)."""
+    lost: LeaseLostError | None = None
+    """Set once the run's lease is found taken over (by a fenced write or the heartbeat):
+    from then on the run starts no node or ``@task`` attempt, writes nothing, and ends with
+    this error."""
+
+    def lose(self, exc: LeaseLostError) -> None:
+        if self.lost is None:
+            self.lost = exc
+
+    def check_lease(self) -> None:
+        """Raise the run's LeaseLostError once it has lost its lease."""
+        if self.lost is not None:
+            raise self.lost
 
     def count(self, name: str, n: int = 1) -> None:
         with self.lock:

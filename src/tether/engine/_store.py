@@ -21,8 +21,10 @@ from typing import Any
 
 from tether._messages import _message_id as message_id
 from tether._messages import add_messages
-from tether.checkpoint._base import CheckpointRow, Head, Owner, Saver, ValueRow, WriteRow
+from tether.checkpoint._base import CheckpointRow, Head, ValueRow, WriteRow
 from tether.checkpoint._body import Body, TaskRecord, decode_body, encode_body, is_inline
+from tether.checkpoint._lease import Fence
+from tether.checkpoint._saver import Saver
 from tether.checkpoint._unreadable import unreadable
 from tether.engine._cache import CheckpointCache
 from tether.engine._planner import PlannedTask, fold_many, overwrite_of
@@ -49,8 +51,6 @@ MAX_CHAIN = 1024
 calls per read. The built-in list reducers fold any number of deltas in one pass, so they
 are not capped: a cap would make storage grow with the square of the length."""
 
-
-LEASE_SECONDS = 300.0
 
 _KNOWN_REDUCERS: dict[int, Callable[[Any, Any], Any]] = {1: operator.add, 2: add_messages}
 
@@ -434,12 +434,13 @@ class ThreadState:
         self,
         *,
         source: str,
-        owner: Owner | None,
+        fence: Fence | None,
         durable: bool,
         writes: list[WriteRow] | None = None,
         extra_writes: Callable[[int], list[WriteRow]] | None = None,
     ) -> None:
-        """Store the checkpoint ``checkpoint_id`` with the changed values, moving the head."""
+        """Store the checkpoint ``checkpoint_id`` with the changed values, moving the head
+        (fenced by the run's lease, and renewing it)."""
         saver = self.saver
         if saver is None:
             self.committed_id = self.checkpoint_id
@@ -472,8 +473,8 @@ class ThreadState:
             checkpoint=row,
             values=values,
             writes=all_writes,
-            owner=owner,
-            lease_seconds=LEASE_SECONDS,
+            fence=fence,
+            lease_seconds=saver.lease_seconds,
             durable=durable,
         )
         self.versions, self.chains = versions, chains

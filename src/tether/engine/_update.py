@@ -8,9 +8,12 @@ the pending tasks (and their interrupts) stay as they were.
 from __future__ import annotations
 
 import datetime
+import uuid
 from typing import Any
 
-from tether.checkpoint._base import Saver
+from tether.checkpoint._lease import Claim, Owner
+from tether.checkpoint._saver import Saver
+from tether.engine._claim import release_lease
 from tether.engine._loop import DEFAULT_RECURSION_LIMIT, checkpoint_id_of, thread_id_of
 from tether.engine._planner import (
     PlannedTask,
@@ -51,8 +54,28 @@ def update_state(
         raise InvalidUpdateError(
             f"update_state(as_node={as_node!r}): no such node (known nodes: {sorted(spec.nodes)})"
         )
-    head = saver.get_head(thread_id)
-    state = ThreadState.load(spec, saver, thread_id, head, checkpoint_id_of(config))
+    # An update is a write like any other: it takes the thread's lease for its one commit.
+    owner = Owner(uuid.uuid4().hex)
+    claim = saver.claim(thread_id, owner, saver.lease_seconds)
+    failed = True
+    try:
+        cid = _update(spec, saver, thread_id, config, values, as_node, claim)
+        failed = False
+    finally:
+        release_lease(saver, thread_id, owner, failed=failed)
+    return {"configurable": {"thread_id": thread_id, "checkpoint_id": cid}}
+
+
+def _update(
+    spec: GraphSpec,
+    saver: Saver,
+    thread_id: str,
+    config: dict[str, Any],
+    values: Any,
+    as_node: str | None,
+    claim: Claim,
+) -> str:
+    state = ThreadState.load(spec, saver, thread_id, claim.head, checkpoint_id_of(config))
     node = as_node if as_node is not None else (None if state.exists else START)
     where = f"update_state(as_node={as_node!r})"
     out = normalize_output(spec, node or "update_state", values, where)
@@ -72,8 +95,8 @@ def update_state(
         # (derived from the step) stay valid
         state.step += 1
     state.checkpoint_id = cid
-    state.commit(source="update", owner=None, durable=True)
-    return {"configurable": {"thread_id": thread_id, "checkpoint_id": cid}}
+    state.commit(source="update", fence=claim.fence, durable=True)
+    return cid
 
 
 def _iso(ts: float | None) -> str | None:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from tether.checkpoint._base import Saver
+from tether.checkpoint._saver import Saver
 from tether.engine._inject import inject, injected_params
 from tether.engine._runtime import TaskContext, current_context
 from tether.engine._spec import Channel, GraphSpec, NodeSpec, Schema, is_async_callable

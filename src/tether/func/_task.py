@@ -142,6 +142,7 @@ class TaskFunction(Generic[P, T]):
         ctx.first_attempt_at = time.time()
 
         def attempt(n: int) -> T:
+            ctx.run.check_lease()  # a fenced run starts no new side effect
             ctx.attempt = n
             kwargs = inject(fill, ctx) if fill else None
             return call_user(call, self.is_async, (), ctx, kwargs)  # type: ignore[no-any-return]

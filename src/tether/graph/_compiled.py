@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Callable, Generator, Iterator, Sequen
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from tether.checkpoint._base import Saver
+from tether.checkpoint._saver import Saver
 from tether.engine import _update
 from tether.engine._context import coerce_context
 from tether.engine._history import get_state_history
