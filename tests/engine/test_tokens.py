@@ -122,9 +122,12 @@ def test_returned_messages_stream_once_and_input_messages_never(api: Api) -> Non
         reply = AIMessage("r", id="r1")
         return {"messages": [*state["messages"], reply, reply, AIMessage("s")]}
 
-    chunks = list(_graph(api, echo).stream(HI, stream_mode="messages"))
-    assert [m.content for m, _ in chunks] == ["r", "s"]
-    assert chunks[1][0].id  # a message without an id is given one before it streams
+    chunks = list(_graph(api, echo).stream(HI, stream_mode=["messages", "values"]))
+    streamed = [c[1][0] for c in chunks if c[0] == "messages"]
+    assert [m.content for m in streamed] == ["r", "s"]
+    # a message without an id is given one before it streams, and the state keeps it
+    final = [c for mode, c in chunks if mode == "values"][-1]
+    assert streamed[1].id and final["messages"][-1].id == streamed[1].id
 
 
 def test_async_nodes_stream_under_astream(api: Api) -> None:
