@@ -49,7 +49,7 @@ class Reporter:
         self.task_events = task_events
         self.checkpoint_events = checkpoint_events
         self.parent_id: str | None = None
-        """Exit mode: the checkpoint the one in memory follows (neither is stored yet)."""
+        """Exit mode: the checkpoint before the one in memory (which is not stored)."""
 
     def step_started(
         self, state: ThreadState, logs: Mapping[str, TaskLog], values: dict[str, Any]

@@ -30,6 +30,7 @@ from tether._messages import MessageChunk
 from tether.engine._context import config_of
 from tether.engine._runtime import TaskContext, current_context
 from tether.errors import TaskCallError
+from tether.types import Command
 
 NOSTREAM_TAG = "nostream"
 """A model tagged with it (``model.with_config(tags=["nostream"])``) is not streamed."""
@@ -70,8 +71,6 @@ def messages_in(value: Any) -> Iterator[Any]:
     """The langchain messages a node returned or received: the value itself, the items of a
     list, or (in a state update, a Command's update or a state object) each key's message
     or the messages of its list. Nothing when langchain-core's messages are not loaded."""
-    from tether.types import Command
-
     message = _message_class()
     if message is None:
         return
