@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from typing import Annotated, Any, TypedDict
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, TypedDict
 
 REMOVE_ALL_MESSAGES = "__remove_all__"
 """The id LangGraph gives a ``RemoveMessage`` that clears the whole history (its value)."""
@@ -70,3 +71,17 @@ class MessagesState(TypedDict):
     """A state with one key, ``messages``, merged by ``add_messages`` (as in LangGraph)."""
 
     messages: Annotated[list[Any], add_messages]
+
+
+@dataclass(frozen=True, slots=True)
+class MessageChunk:
+    """A piece of an AI message streamed with ``stream_token()`` when langchain-core is not
+    installed: the fields a consumer of langchain's ``AIMessageChunk`` reads. Chunks of one
+    message share its ``id``; ``a + b`` joins their content."""
+
+    content: str
+    id: str
+    type: Literal["AIMessageChunk"] = "AIMessageChunk"
+
+    def __add__(self, other: MessageChunk) -> MessageChunk:
+        return MessageChunk(self.content + other.content, self.id)

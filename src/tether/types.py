@@ -18,7 +18,18 @@ INTERRUPT_KEY = "__interrupt__"
 OVERWRITE_KEY = "__overwrite__"
 
 Durability = Literal["sync", "async", "exit"]
-StreamMode = Literal["values", "updates", "custom"]
+StreamMode = Literal["values", "updates", "checkpoints", "tasks", "debug", "messages", "custom"]
+"""What ``stream(stream_mode=...)`` yields, as in LangGraph:
+
+- ``"values"``: the state after the input and after each step (with ``"__interrupt__"``
+  when a node pauses);
+- ``"updates"``: ``{node: update}`` as each node (and ``@task`` call) finishes;
+- ``"custom"``: what nodes write with ``get_stream_writer()``;
+- ``"messages"``: ``(message_chunk, metadata)`` for LLM tokens and the messages nodes return;
+- ``"checkpoints"``: each checkpoint, shaped as ``get_state()`` shows it;
+- ``"tasks"``: each task's start and result;
+- ``"debug"``: ``"checkpoints"`` and ``"tasks"`` events wrapped with their step and time.
+"""
 
 StreamWriter = Callable[[Any], None]
 """What ``get_stream_writer()`` returns: call it with a chunk for ``stream_mode="custom"``."""

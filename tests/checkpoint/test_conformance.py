@@ -546,7 +546,10 @@ def test_prune_keeps_newest_and_their_chains(
     again = work_graph(reader_saver).invoke({"stop": 33}, work_config())
     assert again["i"] == 33
     assert again["items"][: len(resumed["items"])] == resumed["items"]
-    assert normal_work(again) == normal_work(reader.get_state(cfg()).values)
+    # the paused step's output shows what its finished task ("side") wrote, as LangGraph's
+    # does; the checkpoint keeps the step's start
+    stored = reader.get_state(cfg()).values
+    assert normal_work(again) == normal_work({**stored, "items": [*stored["items"], "side"]})
 
 
 def normal_work(values: dict[str, Any]) -> dict[str, Any]:
@@ -575,7 +578,8 @@ def test_delete_thread(saver_factory: SaverFactory, backend: str) -> None:
     assert [view(h) for h in reader.get_state_history(cfg("keep"))] == kept
     # the id can be used again, from scratch
     out = reader.invoke({"stop": 2}, work_config())
-    assert out["i"] == 2 and len(out["items"]) == 2
+    # two work items, then "side", which finished in the step that paused
+    assert out["i"] == 2 and len(out["items"]) == 3 and out["items"][-1] == "side"
 
 
 # -- export / import -------------------------------------------------------------------------

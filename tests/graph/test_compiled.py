@@ -181,7 +181,9 @@ def test_stream_list_with_one_mode_still_yields_pairs() -> None:
 
 def test_stream_v2_yields_typed_dicts() -> None:
     chunks = list(_chain("a", "b").stream({}, stream_mode=["updates", "values"], version="v2"))
-    assert all(set(c) == {"type", "ns", "data"} for c in chunks)
+    # as LangGraph's StreamPart types: only a "values" part carries interrupts
+    assert all(set(c) == {"type", "ns", "data"} for c in chunks if c["type"] == "updates")
+    assert all(c["interrupts"] == () for c in chunks if c["type"] == "values")
     assert all(c["ns"] == () for c in chunks)
     updates = [c["data"] for c in chunks if c["type"] == "updates"]
     assert updates == [{"a": {"log": ["a"]}}, {"b": {"log": ["b"]}}]
@@ -195,8 +197,8 @@ def test_stream_v2_single_mode() -> None:
 
 def test_unknown_stream_mode_and_version() -> None:
     app = _chain("a")
-    with pytest.raises(ConfigError, match="messages"):
-        list(app.stream({}, stream_mode="messages"))
+    with pytest.raises(ConfigError, match="events"):
+        list(app.stream({}, stream_mode="events"))
     with pytest.raises(ConfigError):
         app.invoke({}, version="v3")
 
@@ -365,11 +367,17 @@ def test_parallel_reducer_writes_fold_in_node_name_order(order: str) -> None:
     assert out["seen"] == [["fan", *FAN]]  # the join ran once, after all of them
 
 
-def test_parallel_updates_stream_in_node_name_order() -> None:
-    app, _finished = _fan_out_graph(list("01234567"))
-    chunks = list(app.stream({}))
-    names = [next(iter(c)) for c in chunks]
-    assert names == ["fan", *FAN, "join"]
+def test_parallel_updates_stream_as_each_node_finishes() -> None:
+    app, finished = _fan_out_graph(list("01234567"))
+    chunks = list(app.stream({}, stream_mode=["updates", "values"]))
+    names = [next(iter(c)) for mode, c in chunks if mode == "updates"]
+    assert finished == list(reversed(FAN))
+    assert names == ["fan", *reversed(FAN), "join"]  # the fast node's update first
+    # "values" stays one chunk per step: input, fan, the 8 nodes together, join
+    values = [c for mode, c in chunks if mode == "values"]
+    assert [v.get("log") for v in values][1:] == [["fan"], ["fan", *FAN], ["fan", *FAN]]
+    assert len(values) == 4
+    assert values[-1]["seen"] == [["fan", *FAN]]
 
 
 def test_send_results_fold_in_send_order() -> None:

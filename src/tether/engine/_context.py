@@ -9,10 +9,12 @@ and the store belong to one ``invoke`` and must be passed again on resume.
 from __future__ import annotations
 
 import dataclasses
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Generic, TypeVar
 
+from tether.engine._events import triggers_of
 from tether.engine._runtime import TaskContext, current_context
 from tether.errors import ConfigError, TaskCallError
 from tether.serde._auto import is_pydantic_model
@@ -141,20 +143,46 @@ def runtime_of(ctx: TaskContext) -> Runtime[Any]:
 
 def config_of(ctx: TaskContext) -> dict[str, Any]:
     """The config a node (or ``@task`` call) sees: a copy of the run's config whose
-    ``metadata`` also names the node, step and task the way LangGraph's does. Values of
-    ``configurable`` are not copied into metadata (they may be secrets), ``thread_id`` aside."""
-    config = ctx.run.config
+    ``metadata`` also names the node, step, triggers and task the way LangGraph's does, and
+    whose ``configurable`` names the task's ``checkpoint_ns``. Values of ``configurable``
+    are not copied into metadata (they may be secrets), ``thread_id`` aside. While messages
+    are streamed, ``callbacks`` carries the handler that chat models report tokens to."""
+    run = ctx.run
+    config = run.config
     metadata = dict(config.get("metadata") or {})
+    if not ctx.path:  # the node's own metadata; a @task call is not the node
+        metadata.update(run.node_metadata.get(ctx.task.node, {}))
     thread_id = _thread_id(config)
     if thread_id is not None:
         metadata["thread_id"] = thread_id
+    namespace = _namespace(ctx)
     metadata.update(
-        langgraph_step=ctx.run.step,
+        # a task runs in the step after the checkpoint that planned it, as LangGraph counts
+        langgraph_step=run.step + 1,
         langgraph_node=ctx.name,
+        langgraph_triggers=triggers_of(run.node_triggers, ctx.task, ctx.path),
         langgraph_path=_path(ctx),
-        langgraph_checkpoint_ns=_namespace(ctx),
+        langgraph_checkpoint_ns=namespace,
     )
-    return {**config, "metadata": metadata}
+    configurable = {**(config.get("configurable") or {}), "checkpoint_ns": namespace}
+    out = {**config, "metadata": metadata, "configurable": configurable}
+    if run.callbacks is not None:
+        out["callbacks"] = run.callbacks
+    return out
+
+
+def enter_langchain(ctx: TaskContext) -> Callable[[], None] | None:
+    """Make ``ctx``'s config the one langchain-core runnables called without a config
+    inherit (its ``var_child_runnable_config``), as LangGraph does for a node: a chat model
+    invoked in the node then streams to ``stream_mode="messages"`` and carries the node's
+    metadata, tags and callbacks. Returns the undo, or None when langchain-core is not
+    loaded (then nothing can read it)."""
+    module = sys.modules.get("langchain_core.runnables.config")
+    if module is None:
+        return None
+    var = module.var_child_runnable_config
+    token = var.set(config_of(ctx))
+    return lambda: var.reset(token)
 
 
 def _current(what: str) -> TaskContext:

@@ -12,13 +12,14 @@ import functools
 import queue
 import uuid
 import warnings
-from collections.abc import Generator, Iterator
+from collections.abc import Collection, Generator, Iterator
 from typing import Any
 
 from tether.checkpoint._base import WriteRow
 from tether.checkpoint._lease import Fence, Owner
 from tether.checkpoint._saver import Saver
 from tether.engine._claim import claim_thread, release_lease
+from tether.engine._events import Paused
 from tether.engine._heartbeat import Heartbeat
 from tether.engine._metrics import METRICS_TASK, RunMetrics
 from tether.engine._otel import record_run
@@ -33,12 +34,14 @@ from tether.engine._planner import (
     plan_next,
     with_managed,
 )
+from tether.engine._report import Reporter
 from tether.engine._resume import match_answers
 from tether.engine._runner import Outcome, evaluate_branches, run_step
 from tether.engine._runtime import RunContext, TaskContext
 from tether.engine._spec import GraphSpec
 from tether.engine._status import WITHDRAWN, TaskLog, collect_logs, encode_output
 from tether.engine._store import ThreadState, new_checkpoint_id
+from tether.engine._tokens import MessageStream
 from tether.errors import (
     ConfigError,
     DroppedUpdateWarning,
@@ -92,14 +95,15 @@ class Run:
         config: dict[str, Any] | None,
         *,
         durability: Durability = "async",
-        custom: bool = False,
+        modes: Collection[str] = (),
         on_busy: str = "raise",
         busy_timeout: float = 600.0,
         loop: Any = None,
         context: Any = None,
         store: Any = None,
-        task_results: bool = False,
     ) -> None:
+        """``modes``: the stream modes asked for; events only they need are built only for
+        them (see engine/_events.py and engine/_tokens.py)."""
         if durability not in ("sync", "async", "exit"):
             raise ConfigError(f"durability must be 'sync', 'async' or 'exit', got {durability!r}")
         if on_busy not in ("raise", "wait"):
@@ -118,11 +122,22 @@ class Run:
         self.thread_id = thread_id_of(config, required=saver is not None) or "-"
         self.run_id = uuid.uuid4().hex
         self.owner = Owner(self.run_id)
-        self.custom = custom
         self.fence: Fence | None = None
         """The run's lease epoch, set by the claim; every write carries it."""
+        custom = "custom" in modes
+        task_results = "updates" in modes
+        messages = "messages" in modes
+        task_events = "tasks" in modes or "debug" in modes
+        self.report = Reporter(
+            spec,
+            self.config,
+            task_events=task_events,
+            checkpoint_events=saver is not None and ("checkpoints" in modes or "debug" in modes),
+        )
+        # events from inside running nodes stream live (a step's tasks then run on the pool)
+        self.live = custom or messages
         self.events_q: queue.Queue[tuple[str, Any]] | None = (
-            queue.Queue() if custom or task_results else None
+            queue.Queue() if custom or task_results or messages or task_events else None
         )
         self.values: dict[str, Any] = {}
         self.interrupts: tuple[Interrupt, ...] = ()
@@ -144,7 +159,14 @@ class Run:
             store=store,
             on_task_result=self._emit_task_result if task_results else None,
             cache=spec.cache,
+            on_task_event=self._emit_task_event if task_events else None,
+            node_triggers=spec.triggers,
+            node_metadata=spec.node_metadata,
         )
+        if messages:
+            stream = MessageStream(self._emit_message)
+            self.ctx.messages = stream
+            self.ctx.callbacks = stream.callbacks(self.config.get("callbacks"))
 
     # -- storage helpers -------------------------------------------------------------------
 
@@ -188,6 +210,14 @@ class Run:
     def _emit_task_result(self, name: str, result: Any) -> None:
         assert self.events_q is not None
         self.events_q.put(("task_result", {name: result}))
+
+    def _emit_task_event(self, event: dict[str, Any]) -> None:
+        assert self.events_q is not None
+        self.events_q.put(("tasks", event))
+
+    def _emit_message(self, pair: tuple[Any, dict[str, Any]]) -> None:
+        assert self.events_q is not None
+        self.events_q.put(("messages", pair))
 
     def _row(self, task_id: str, kind: Any, key: str, value: Any, what: str = "") -> WriteRow:
         saver = self.saver
@@ -454,8 +484,10 @@ class Run:
         steps = 0
         try:
             while state.tasks:
+                yield from self.report.checkpoint(state, logs)
                 if self._at_breakpoint(state, logs, steps == 0):
                     self.metrics.outcome = "paused"
+                    yield "interrupt", Paused(state.output_values(), ())
                     break
                 if steps >= self.limit:
                     raise GraphRecursionError(
@@ -475,7 +507,11 @@ class Run:
                 yield "values", self.values
                 if state.tasks and ran & self.spec.interrupt_after:
                     self.metrics.outcome = "paused"
+                    yield from self.report.checkpoint(state, logs)
+                    yield "interrupt", Paused(self.values, ())
                     break
+            else:
+                yield from self.report.checkpoint(state, logs)  # the run's last checkpoint
         except BaseException:
             self._flush(state)
             raise
@@ -492,8 +528,9 @@ class Run:
         self.ctx.step = state.step
         self.ctx.checkpoint_id = state.checkpoint_id or ""
         values = with_managed(self.spec, state.values, self.limit - 1 - self.steps_done)
+        yield from self.report.step_started(state, logs, values)
         for kind, item in run_step(
-            self.spec, self.ctx, runnable, values, logs, self.events_q, live=self.custom
+            self.spec, self.ctx, runnable, values, logs, self.events_q, live=self.live
         ):
             if kind != "done":
                 yield kind, item
@@ -508,6 +545,7 @@ class Run:
                     functools.partial(encode_output, serde, output),
                 )
                 self._record([WriteRow(outcome.task.id, "output", "", payload)])
+            yield from self.report.task_ended(outcome, state)
         # A task that found the lease lost (a @task's journal write in any branch) fails the
         # whole run here, before anything else of this step is written.
         self.ctx.check_lease()
@@ -542,12 +580,6 @@ class Run:
                 for o in failed
             ]
             self._record(rows + self._withdrawn_answers(failed, logs))
-        for o in outcomes:
-            if o.kind == "done" and o.output is not None:
-                chunk = {o.task.node: o.output.update}
-                if o.cached:  # as LangGraph marks an update that came from the cache
-                    chunk["__metadata__"] = {"cached": True}
-                yield "updates", chunk
         if failed:
             assert failed[0].error is not None
             raise failed[0].error
@@ -555,8 +587,12 @@ class Run:
         if pending:
             self.interrupts = tuple(pending)
             self.metrics.outcome = "paused"
+            yield from self.report.still_paused(state, logs, {o.task.id for o in outcomes})
+            with_finished = self.report.values_with_finished(state, logs)
+            if with_finished is not None:
+                self.values = with_finished
+                yield "values", self.values
             self._flush(state)
-            yield "interrupts", self.interrupts
             return False
         finished: list[tuple[PlannedTask, TaskOutput]] = []
         for t in tasks:
@@ -568,6 +604,7 @@ class Run:
         triggers, joins = plan_next(self.spec, finished, state.joins)
         cid = new_checkpoint_id()
         state.joins = joins
+        self.report.parent_id = state.checkpoint_id
         state.plan(assign_ids(self.thread_id, cid, triggers), cid)
         if not triggers:
             self.metrics.outcome = "done"

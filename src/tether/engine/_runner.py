@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 from tether.engine import _cached
+from tether.engine._context import enter_langchain
 from tether.engine._inject import inject
 from tether.engine._planner import (
     MISSING,
@@ -107,16 +108,22 @@ def call_user(
 
         async def with_context() -> Any:
             token = set_context(ctx)
+            undo = enter_langchain(ctx)
             try:
                 return await fn(*args, **kw)
             finally:
+                if undo is not None:
+                    undo()
                 reset_context(token)
 
         return run_coroutine(with_context(), ctx.run.loop)
     token = set_context(ctx)
+    undo = enter_langchain(ctx)
     try:
         return fn(*args, **kw)
     finally:
+        if undo is not None:
+            undo()
         reset_context(token)
 
 
@@ -181,6 +188,7 @@ def run_task(
     node = spec.nodes[task.node]
     node_input = task.arg if task.is_send else spec.schema.to_input(values)
     started = time.time()
+    messages = run.messages
 
     def attempt(n: int) -> TaskOutput:
         run.check_lease()
@@ -196,6 +204,8 @@ def run_task(
                     fut.result()
                 except BaseException:  # the node saw (or ignored) it; nothing to add here
                     pass
+        if messages is not None:
+            messages.returned(ctx, result)
         out = normalize_output(spec, task.node, result)
         out.update = result.update if isinstance(result, Command) else result
         evaluate_branches(spec, task.node, values, out, ctx)
@@ -210,6 +220,8 @@ def run_task(
                 out = output_from_plain(hit)
                 out.update = dict(out.writes)
                 return Outcome(task, "done", output=out, cached=True)
+        if messages is not None:
+            messages.mark_seen(node_input)
         output = with_retries(node.retry, attempt, lambda *_: run.count("node_retries"))
         if key is not None and node.cache_policy is not None:
             _cached.store(spec.cache, key, output_to_plain(output), node.cache_policy)

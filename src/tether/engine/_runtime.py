@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tether.checkpoint._base import WriteRow
 from tether.engine._planner import PlannedTask
@@ -19,6 +19,9 @@ from tether.engine._status import TaskLog
 from tether.errors import GraphInterrupt, InterruptError, LeaseLostError, TaskCallError
 from tether.serde import Serializer
 from tether.types import Interrupt
+
+if TYPE_CHECKING:
+    from tether.engine._tokens import MessageStream
 
 
 class NodeInterrupt(GraphInterrupt):
@@ -55,6 +58,18 @@ class RunContext:
     """The checkpoint that planned the step running now."""
     on_task_result: Callable[[str, Any], None] | None = None
     """Receives (task name, result) of each ``@task`` call that ran (not replayed)."""
+    on_task_event: Callable[[dict[str, Any]], None] | None = None
+    """Receives the start and result events of ``@task`` calls (stream modes "tasks" and
+    "debug"; see engine/_events.py)."""
+    messages: MessageStream | None = None
+    """The run's message stream (``stream_mode="messages"``; engine/_tokens.py)."""
+    callbacks: Any = None
+    """The config's ``callbacks`` plus the message stream's handler: what nodes' configs
+    carry while messages are streamed (None: the config's own, untouched)."""
+    node_triggers: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Per node, the triggers LangGraph names for it (``GraphSpec.triggers``)."""
+    node_metadata: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """Per node, its ``add_node(metadata=...)`` (``GraphSpec.node_metadata``)."""
     lost: LeaseLostError | None = None
     """Set once the run's lease is found taken over (by a fenced write or the heartbeat):
     from then on the run starts no node or ``@task`` attempt, writes nothing, and ends with
@@ -92,6 +107,8 @@ class TaskContext:
     previous: Any = None
     """The functional API's saved value (set by ``@entrypoint``); ``@task`` calls inherit it."""
     first_attempt_at: float | None = None
+    message_id: str = ""
+    """The id ``stream_token()`` gives this call's tokens by default (set on first use)."""
 
     @property
     def position(self) -> str:

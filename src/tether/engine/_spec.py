@@ -106,6 +106,12 @@ class GraphSpec:
     ``DroppedUpdateWarning`` instead of raising."""
     cache: Any = None
     """The ``BaseCache`` given to ``compile(cache=...)``, for nodes with a cache policy."""
+    triggers: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Per node, why it runs in LangGraph's channel names, shown in stream events and node
+    metadata; a node not listed shows ``("branch:to:<node>",)``."""
+    node_metadata: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """``add_node(..., metadata=...)``: added to the node's config metadata (and so to its
+    stream events), as LangGraph adds it."""
 
     @property
     def channels(self) -> dict[str, Channel]:

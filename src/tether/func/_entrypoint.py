@@ -21,8 +21,9 @@ from tether.engine._runtime import TaskContext, current_context
 from tether.engine._spec import Channel, GraphSpec, NodeSpec, Schema, is_async_callable
 from tether.errors import GraphError
 from tether.graph._compiled import CompiledGraph
+from tether.graph._stream import View
 from tether.serde import default_registry
-from tether.types import START, Command, RetryPolicy
+from tether.types import END, START, Command, RetryPolicy
 
 V = TypeVar("V")
 S = TypeVar("S")
@@ -126,6 +127,7 @@ class entrypoint:
             edges={START: (name,)},
             branches={},
             joins=(),
+            triggers={name: (START,)},  # as LangGraph's entrypoint, run by the input itself
         )
 
         def prepare(value: Any) -> Any:
@@ -133,15 +135,31 @@ class entrypoint:
                 return value
             return {INPUT: value}
 
+        def returned(values: dict[str, Any]) -> Any:
+            return values.get(RETURN)
+
+        def update(update: Any) -> Any:
+            return update.get(RETURN) if isinstance(update, dict) else None
+
+        # Streams show the function's input and return value, as LangGraph's do.
+        view = View(
+            output=returned,
+            state=returned,
+            update=update,
+            entry=name,
+            entry_input=lambda state: state.get(INPUT) if isinstance(state, dict) else state,
+            entry_result=lambda writes: {END: writes.get(RETURN)},
+        )
         return CompiledGraph(
             spec,
             self.checkpointer,
             name=name,
-            present=lambda values: values.get(RETURN),
-            state_view=lambda values: values.get(RETURN),
+            present=returned,
+            state_view=returned,
             prepare_input=prepare,
-            present_update=lambda update: update.get(RETURN) if isinstance(update, dict) else None,
+            present_update=update,
             store=self.store,
             context_schema=self.context_schema,
             values_on_input=False,
+            view=view,
         )

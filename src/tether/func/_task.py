@@ -17,6 +17,8 @@ from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from tether.checkpoint._base import WriteRow
 from tether.engine import _cached
+from tether.engine._context import config_of
+from tether.engine._events import PUSH_TRIGGERS, RETURN_KEY, task_result, task_start
 from tether.engine._inject import inject, injected_params, positional_names, unbound
 from tether.engine._runner import call_user, with_retries
 from tether.engine._runtime import TaskContext, current_context
@@ -68,6 +70,11 @@ def _arg_hash(ctx: TaskContext, name: str, args: tuple[Any, ...], kwargs: dict[s
     return hashlib.blake2b(encoded, digest_size=16).hexdigest()
 
 
+def _call_id(ctx: TaskContext, key: str) -> str:
+    """The id a ``@task`` call shows in stream events: stable for the call's position."""
+    return hashlib.blake2b(f"{ctx.task.id}|{key}".encode(), digest_size=12).hexdigest()
+
+
 class TaskFunction(Generic[P, T]):
     """A function wrapped by ``@task``. Calling it inside a node returns a TaskFuture."""
 
@@ -97,6 +104,16 @@ class TaskFunction(Generic[P, T]):
             )
         key = ctx.next_call_key()
         arg_hash = _arg_hash(ctx, self.name, args, kwargs)
+        if ctx.run.on_task_event is not None:
+            event = task_start(
+                ctx.run.step + 1,
+                _call_id(ctx, key),
+                self.name,
+                (args, kwargs),
+                PUSH_TRIGGERS,
+                config_of(ctx),
+            )
+            ctx.run.on_task_event(event)
         recorded = ctx.log.journal.get(key)
         if recorded is not None:
             name, stored_hash, result = recorded
@@ -152,9 +169,15 @@ class TaskFunction(Generic[P, T]):
         if hit is not _cached.MISS:  # journaled below like a result, so a replay agrees
             result: T = hit
         else:
-            result = with_retries(
-                self.retry_policy, attempt, lambda *_: ctx.run.count("task_retries")
-            )
+            try:
+                result = with_retries(
+                    self.retry_policy, attempt, lambda *_: ctx.run.count("task_retries")
+                )
+            except Exception as exc:
+                self._report(ctx, key, error=exc)
+                raise
+            if ctx.run.messages is not None:
+                ctx.run.messages.returned(ctx, result)
             if cache_key is not None and policy is not None:
                 _cached.store(cache, cache_key, result, policy)
         serde = ctx.run.serde
@@ -172,7 +195,19 @@ class TaskFunction(Generic[P, T]):
         ctx.run.count("tasks_executed")
         if ctx.run.on_task_result is not None:
             ctx.run.on_task_result(self.name, result)
+        if hit is _cached.MISS:  # as LangGraph, a result from the cache is not reported
+            self._report(ctx, key, result=result)
         return result
+
+    def _report(
+        self, ctx: TaskContext, key: str, *, result: Any = None, error: Exception | None = None
+    ) -> None:
+        if ctx.run.on_task_event is None:
+            return
+        writes = [] if error is not None else [(RETURN_KEY, result)]
+        call_id = _call_id(ctx, key)
+        event = task_result(ctx.run.step + 1, call_id, self.name, writes=writes, error=error)
+        ctx.run.on_task_event(event)
 
 
 @overload

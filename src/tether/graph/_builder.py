@@ -337,6 +337,11 @@ class StateGraph:
         for j in joins:
             for s in sorted(j.sources):
                 by_source.setdefault(s, []).append(j)
+        # LangGraph's names: a node's own branch channel, and a channel per waiting edge
+        triggers = {n: [f"branch:to:{n}"] for n in self._nodes}
+        for sources, target in self._joins:
+            if target in triggers:
+                triggers[target].append(f"join:{'+'.join(sources)}:{target}")
         schema = self._schema
         input_keys = (self._input_schema or schema).keys()
         output_keys = tuple((self._output_schema or schema).channels)
@@ -349,6 +354,8 @@ class StateGraph:
             branches={k: tuple(v) for k, v in branches.items()},
             joins=joins,
             joins_by_source={k: tuple(v) for k, v in by_source.items()},
+            triggers={n: tuple(sorted(t)) for n, t in triggers.items()},
+            node_metadata={n: dict(m) for n, m in self._metadata.items() if m},
         )
 
     def compile(

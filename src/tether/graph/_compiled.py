@@ -2,6 +2,7 @@
 
 ``invoke``, ``stream``, ``ainvoke`` and ``astream`` are four views of one engine: each
 consumes the events of one ``Run``; the async pair steps the same loop on a worker thread.
+What a stream yields for each event is graph/_stream.py's business.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import contextvars
 import copy
 from collections.abc import AsyncIterator, Callable, Generator, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any
 
 from tether.checkpoint._saver import Saver
@@ -21,9 +23,8 @@ from tether.engine._loop import Run, thread_id_of
 from tether.engine._metrics import ThreadMetrics, read_metrics
 from tether.engine._spec import GraphSpec
 from tether.errors import ConfigError
+from tether.graph._stream import Shaper, View, check_version, parse_modes
 from tether.types import INTERRUPT_KEY, Command, Durability, RunResult, StateSnapshot
-
-MODES = ("values", "updates", "custom")
 
 _RUN_POOL = ThreadPoolExecutor(max_workers=512, thread_name_prefix="tether-run")
 """Steps the loop of ``ainvoke``/``astream`` runs. Its own pool, so that many concurrent
@@ -38,14 +39,6 @@ def _advance(events: Iterator[Any]) -> Any:
 
 def _is_new_input(input: Any) -> bool:
     return input is not None and not (isinstance(input, Command) and input.has_resume)
-
-
-def _with_interrupts(output: Any, interrupts: Any) -> dict[str, Any]:
-    """The "values" chunk of a paused run: the output, when it is a dict, plus the
-    interrupts."""
-    if isinstance(output, dict):
-        return {**output, INTERRUPT_KEY: interrupts}
-    return {INTERRUPT_KEY: interrupts}
 
 
 def check_checkpointer(checkpointer: Any) -> Saver | None:
@@ -68,17 +61,6 @@ def check_checkpointer(checkpointer: Any) -> Saver | None:
     )
 
 
-def _modes(stream_mode: str | Sequence[str]) -> tuple[list[str], bool]:
-    single = isinstance(stream_mode, str)
-    modes = [stream_mode] if isinstance(stream_mode, str) else list(stream_mode)
-    for m in modes:
-        if m not in MODES:
-            raise ConfigError(f"stream_mode {m!r} is not supported; use one of {list(MODES)}")
-    if not modes:
-        raise ConfigError("stream_mode must name at least one mode")
-    return modes, single
-
-
 class CompiledGraph:
     """A graph ready to run. Thread-safe: one instance serves many threads and runs."""
 
@@ -95,6 +77,7 @@ class CompiledGraph:
         store: Any = None,
         context_schema: Any = None,
         values_on_input: bool = True,
+        view: View | None = None,
     ) -> None:
         self.spec = spec
         self.checkpointer = check_checkpointer(checkpointer)
@@ -108,6 +91,7 @@ class CompiledGraph:
         self._state_view = state_view
         self._prepare_input = prepare_input
         self._present_update = present_update
+        self._stream_view = view
 
     def with_checkpointer(self, checkpointer: Saver | None) -> CompiledGraph:
         """The same graph bound to another saver (the CLI binds a user's graph to a DB)."""
@@ -122,11 +106,10 @@ class CompiledGraph:
         input: Any,
         config: dict[str, Any] | None,
         durability: Durability,
-        custom: bool,
+        modes: Sequence[str],
         on_busy: str,
         context: Any,
         loop: Any = None,
-        task_results: bool = False,
     ) -> Run:
         if self._prepare_input is not None:
             input = self._prepare_input(input)
@@ -136,16 +119,34 @@ class CompiledGraph:
             input,
             config,
             durability=durability,
-            custom=custom,
+            modes=frozenset(modes),
             on_busy=on_busy,
             loop=loop,
             context=coerce_context(self.context_schema, context),
             store=self.store,
-            task_results=task_results,
         )
 
     def _output(self, run: Run) -> Any:
         return self._present(run.values) if self._present is not None else dict(run.values)
+
+    def _shown_as(self) -> View:
+        """How streams show this graph's state (the functional API passes its own)."""
+        if self._stream_view is not None:
+            return self._stream_view
+        view = View(output=self._present or dict, update=self._present_update)
+        if self._state_view is not None:
+            view = replace(view, state=self._state_view)
+        builder = self.builder
+        if builder is None:
+            return view
+        output_schema = builder._output_schema or builder._schema
+        state_schema = builder._schema
+        typed = ("dataclass", "pydantic")
+        return replace(
+            view,
+            typed_output=output_schema.to_input if output_schema.kind in typed else None,
+            typed_state=state_schema.to_input if state_schema.kind in typed else None,
+        )
 
     def _stream_iter(
         self,
@@ -157,41 +158,27 @@ class CompiledGraph:
         on_busy: str,
         context: Any,
         loop: Any = None,
+        subgraphs: bool = False,
     ) -> Generator[Any, None, None]:
-        modes, single = _modes(stream_mode)
-        if version not in ("v1", "v2"):
-            raise ConfigError(f"version must be 'v1' or 'v2', got {version!r}")
-        updates = "updates" in modes
-        run = self._run(
-            input, config, durability, "custom" in modes, on_busy, context, loop, updates
+        modes, single = parse_modes(stream_mode)
+        check_version(version)
+        run = self._run(input, config, durability, modes, on_busy, context, loop)
+        shaper = Shaper(
+            modes,
+            single=single,
+            version=version,
+            subgraphs=subgraphs,
+            view=self._shown_as(),
+            saver=self.checkpointer,
         )
         # The functional API's output is its return value: new input does not change it, so
         # (as in LangGraph) no "values" chunk precedes the run; a resume shows the current one.
         skip_input_values = not self._values_on_input and _is_new_input(input)
-
-        def shape(mode: str, chunk: Any) -> Any:
-            if version == "v2":
-                return {"type": mode, "ns": (), "data": chunk}
-            return chunk if single else (mode, chunk)
-
         for kind, payload in run.events():
             if kind == "values" and skip_input_values:
                 skip_input_values = False
                 continue
-            if kind == "task_result":
-                if updates:
-                    yield shape("updates", payload)
-            elif kind == "interrupts":
-                if updates:
-                    yield shape("updates", {INTERRUPT_KEY: payload})
-                if "values" in modes:
-                    yield shape("values", _with_interrupts(self._output(run), payload))
-            elif kind in modes:
-                if kind == "values":
-                    payload = self._output(run)
-                elif kind == "updates" and self._present_update is not None:
-                    payload = {k: self._present_update(v) for k, v in payload.items()}
-                yield shape(kind, payload)
+            yield from shaper.chunks(kind, payload)
 
     def stream(
         self,
@@ -203,12 +190,20 @@ class CompiledGraph:
         version: str = "v1",
         on_busy: str = "raise",
         context: Any = None,
+        subgraphs: bool = False,
     ) -> Iterator[Any]:
-        """Run and yield chunks: ``{node: update}`` per node and ``{task: result}`` per
-        ``@task`` call ("updates", the default), the whole state after each step ("values"),
-        or what nodes write ("custom"). ``context`` is the run-scoped context nodes read as
-        ``runtime.context`` (not stored: pass it again when resuming)."""
-        return self._stream_iter(input, config, stream_mode, durability, version, on_busy, context)
+        """Run and yield chunks, as LangGraph does (see ``tether.types.StreamMode``):
+        ``{node: update}`` as each node finishes and ``{task: result}`` per ``@task`` call
+        ("updates", the default), the state after each step ("values"), what nodes write
+        ("custom"), LLM tokens ("messages"), checkpoints, task starts and results ("tasks",
+        "checkpoints", "debug"). A list of modes yields ``(mode, chunk)`` pairs;
+        ``version="v2"`` yields ``{"type", "ns", "data"}`` parts. ``subgraphs=True`` puts the
+        namespace first, always ``()`` (tether runs no subgraphs). ``context`` is the
+        run-scoped context nodes read as ``runtime.context`` (not stored: pass it again
+        when resuming)."""
+        return self._stream_iter(
+            input, config, stream_mode, durability, version, on_busy, context, None, subgraphs
+        )
 
     def invoke(
         self,
@@ -219,13 +214,25 @@ class CompiledGraph:
         version: str = "v1",
         on_busy: str = "raise",
         context: Any = None,
+        stream_mode: str | Sequence[str] = "values",
     ) -> Any:
         """Run to END or to a pause. Returns the state (with ``"__interrupt__"`` when
-        paused), or with ``version="v2"`` a ``RunResult(value, interrupts)``. ``context``:
+        paused), or with ``version="v2"`` a ``GraphOutput(value, interrupts)``. Another
+        ``stream_mode`` returns the list of chunks ``stream`` would yield. ``context``:
         see ``stream``."""
-        if version not in ("v1", "v2"):
-            raise ConfigError(f"version must be 'v1' or 'v2', got {version!r}")
-        run = self._run(input, config, durability, False, on_busy, context)
+        check_version(version)
+        if stream_mode != "values":
+            chunks = self.stream(
+                input,
+                config,
+                stream_mode=stream_mode,
+                durability=durability,
+                version=version,
+                on_busy=on_busy,
+                context=context,
+            )
+            return list(chunks)
+        run = self._run(input, config, durability, (), on_busy, context)
         for _ in run.events():
             pass
         return self._finish(run, version)
@@ -233,6 +240,9 @@ class CompiledGraph:
     def _finish(self, run: Run, version: str) -> Any:
         value = self._output(run)
         if version == "v2":
+            typed = self._shown_as().typed_output
+            if typed is not None and isinstance(value, dict):
+                value = typed(value)
             return RunResult(value, run.interrupts)
         if run.interrupts:
             if isinstance(value, dict):
@@ -250,12 +260,13 @@ class CompiledGraph:
         version: str = "v1",
         on_busy: str = "raise",
         context: Any = None,
+        subgraphs: bool = False,
     ) -> AsyncIterator[Any]:
         """``stream`` for asyncio: the same loop, stepped on a worker thread; async nodes run
         on the caller's event loop."""
         loop = asyncio.get_running_loop()
         gen = self._stream_iter(
-            input, config, stream_mode, durability, version, on_busy, context, loop
+            input, config, stream_mode, durability, version, on_busy, context, loop, subgraphs
         )
         # The loop steps on pool threads; it runs in a copy of the caller's contextvars.
         ctx = contextvars.copy_context()
@@ -277,10 +288,23 @@ class CompiledGraph:
         version: str = "v1",
         on_busy: str = "raise",
         context: Any = None,
+        stream_mode: str | Sequence[str] = "values",
     ) -> Any:
         """``invoke`` for asyncio (see ``astream``)."""
+        check_version(version)
+        if stream_mode != "values":
+            chunks = self.astream(
+                input,
+                config,
+                stream_mode=stream_mode,
+                durability=durability,
+                version=version,
+                on_busy=on_busy,
+                context=context,
+            )
+            return [c async for c in chunks]
         loop = asyncio.get_running_loop()
-        run = self._run(input, config, durability, False, on_busy, context, loop)
+        run = self._run(input, config, durability, (), on_busy, context, loop)
         events = run.events()
         ctx = contextvars.copy_context()
         try:
