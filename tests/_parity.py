@@ -87,7 +87,16 @@ LIBS = ["tether", "langgraph"]
 
 _NAMES = {
     "graph": ["StateGraph", "START", "END"],
-    "types": ["Command", "Send", "Overwrite", "CachePolicy"],
+    "types": [
+        "Command",
+        "Send",
+        "Overwrite",
+        "CachePolicy",
+        "RetryPolicy",
+        "StateUpdate",
+        "GraphOutput",
+        "interrupt",
+    ],
     "errors": ["InvalidUpdateError", "GraphRecursionError", "NodeInterrupt", "GraphInterrupt"],
     "managed": ["RemainingSteps", "IsLastStep"],
     "checkpoint.memory": ["InMemorySaver"],

@@ -10,7 +10,7 @@ import pickle
 import warnings
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, NamedTuple, TypeVar
 
 START = "__start__"
 END = "__end__"
@@ -157,7 +157,7 @@ class RetryPolicy:
         return wait * (1 + rand / 2) if self.jitter else wait
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class GraphOutput(Generic[T]):
     """What ``invoke(..., version="v2")`` returns: the output and the pending interrupts.
 
@@ -241,6 +241,16 @@ class CachePolicy:
     arguments) into the key. Default: ``default_cache_key``."""
     ttl: int | float | None = None
     """Seconds a cached result stays valid; None: until the cache is cleared."""
+
+
+class StateUpdate(NamedTuple):
+    """One update of ``bulk_update_state``: ``values`` written as if node ``as_node`` had
+    returned them. ``task_id`` is accepted for LangGraph's signature and not used: tether
+    derives task ids itself."""
+
+    values: Any
+    as_node: str | None = None
+    task_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -110,12 +110,14 @@ def test_pydantic_schema_nodes_get_a_model() -> None:
     assert out["count"] == 7
 
 
-def test_non_schema_class_is_a_graph_error() -> None:
+def test_a_class_without_annotated_keys_is_a_graph_error() -> None:
     class NotASchema:
-        x: int
+        x = 1
 
-    with pytest.raises(GraphError, match="TypedDict, dataclass or pydantic"):
+    with pytest.raises(GraphError, match="TypedDict, dataclass, pydantic model or a class"):
         StateGraph(NotASchema)
+    with pytest.raises(GraphError, match="TypedDict, dataclass, pydantic model or a class"):
+        StateGraph(int)
 
 
 def test_reducer_operator_add_and_last_value() -> None:

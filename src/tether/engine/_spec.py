@@ -36,20 +36,23 @@ class Schema:
 
     cls: Any
     channels: dict[str, Channel]
-    kind: str  # "typeddict" | "dataclass" | "pydantic" | "dict"
+    kind: str  # "typeddict" | "dataclass" | "pydantic" | "class" | "dict"
     managed: dict[str, Callable[[int], Any]] = field(default_factory=dict)
     """Keys computed per step from the steps remaining (``RemainingSteps``), never stored."""
-
-    def is_instance(self, value: Any) -> bool:
-        """True for an instance of a dataclass or pydantic schema (TypedDicts have none)."""
-        return self.kind in ("dataclass", "pydantic") and isinstance(value, self.cls)
 
     def keys(self) -> frozenset[str]:
         return frozenset(self.channels)
 
+    @property
+    def builds_instances(self) -> bool:
+        """Whether nodes receive the state as an instance of ``cls`` (dataclass, pydantic)
+        rather than as a dict (TypedDict, plain annotated class)."""
+        return self.kind in ("dataclass", "pydantic")
+
     def to_input(self, values: dict[str, Any]) -> Any:
-        """The object a node receives: a dict for TypedDicts, an instance otherwise."""
-        if self.kind == "typeddict" or self.kind == "dict":
+        """The object a node receives: a dict for TypedDicts and plain classes, an instance
+        of the dataclass or pydantic model otherwise."""
+        if not self.builds_instances:
             return dict(values)
         known = {k: v for k, v in values.items() if k in self.channels or k in self.managed}
         return self.cls(**known)
@@ -99,6 +102,10 @@ class GraphSpec:
     branches: dict[str, tuple[Branch, ...]]
     joins: tuple[Join, ...]
     joins_by_source: dict[str, tuple[Join, ...]] = field(default_factory=dict)
+    input_schema: Schema | None = None
+    """The ``input_schema`` given to ``StateGraph``; None: the state schema."""
+    output_schema: Schema | None = None
+    """The ``output_schema`` given to ``StateGraph``; None: the state schema."""
     interrupt_before: frozenset[str] = frozenset()
     interrupt_after: frozenset[str] = frozenset()
     strict: bool = True

@@ -46,12 +46,12 @@ class TaskLog:
             return "paused"
         return "runnable"
 
-    def forget_raised(self) -> None:
-        """Drop an unanswered pause the node raised: a run that continues with ``None`` runs
-        the node again, as LangGraph does (it may pass now that the state was updated)."""
-        iid = self.positions.get(RAISED)
-        if iid is not None and iid not in self.resumes:
-            self.interrupts.pop(iid, None)
+    def forget_unanswered(self) -> None:
+        """Drop the pauses nobody answered: a run that continues the thread runs the task
+        again, as LangGraph does, so it asks anew from the state as it is now (or passes,
+        if the state was updated). A recorded id stays with its call position."""
+        for iid in [i for i in self.interrupts if i not in self.resumes]:
+            del self.interrupts[iid]
 
     def pending_interrupts(self) -> list[Interrupt]:
         if self.output is not None:

@@ -20,7 +20,7 @@ from tether._messages import add_messages
 from tether.checkpoint._base import CheckpointRow, Head, Owner, Saver, ValueRow, WriteRow
 from tether.checkpoint._body import Body, TaskRecord, decode_body, encode_body, is_inline
 from tether.checkpoint._unreadable import unreadable
-from tether.engine._planner import PlannedTask, fold_many, overwrite_of
+from tether.engine._planner import PlannedTask, fold_many, overwrite_of, with_defaults
 from tether.engine._spec import Channel, GraphSpec
 from tether.errors import CheckpointError, SerializationError, TetherError
 
@@ -325,8 +325,8 @@ class ThreadState:
         self.overwritten.clear()
 
     def output_values(self) -> dict[str, Any]:
-        keys = self.spec.output_keys
-        return {k: self.values[k] for k in keys if k in self.values}
+        values = with_defaults(self.spec, self.values)
+        return {k: values[k] for k in self.spec.output_keys if k in values}
 
     def snapshot_values(self) -> dict[str, Any]:
-        return dict(self.values)
+        return dict(with_defaults(self.spec, self.values))

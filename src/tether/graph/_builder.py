@@ -349,6 +349,8 @@ class StateGraph:
             branches={k: tuple(v) for k, v in branches.items()},
             joins=joins,
             joins_by_source={k: tuple(v) for k, v in by_source.items()},
+            input_schema=self._input_schema,
+            output_schema=self._output_schema,
         )
 
     def compile(

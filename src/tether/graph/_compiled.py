@@ -19,8 +19,8 @@ from tether.engine._context import coerce_context
 from tether.engine._loop import Run, thread_id_of
 from tether.engine._metrics import ThreadMetrics, read_metrics
 from tether.engine._spec import GraphSpec
-from tether.errors import ConfigError
-from tether.types import INTERRUPT_KEY, Command, Durability, RunResult, StateSnapshot
+from tether.errors import ConfigError, InvalidUpdateError
+from tether.types import INTERRUPT_KEY, Command, Durability, GraphOutput, StateSnapshot
 
 MODES = ("values", "updates", "custom")
 
@@ -126,6 +126,7 @@ class CompiledGraph:
         context: Any,
         loop: Any = None,
         task_results: bool = False,
+        breakpoints: tuple[Any, Any] = (None, None),
     ) -> Run:
         if self._prepare_input is not None:
             input = self._prepare_input(input)
@@ -141,10 +142,27 @@ class CompiledGraph:
             context=coerce_context(self.context_schema, context),
             store=self.store,
             task_results=task_results,
+            interrupt_before=breakpoints[0],
+            interrupt_after=breakpoints[1],
         )
 
     def _output(self, run: Run) -> Any:
         return self._present(run.values) if self._present is not None else dict(run.values)
+
+    def _as_output_schema(self, value: Any) -> Any:
+        """A graph's output as ``version="v2"`` gives it, as LangGraph does: an instance of
+        the output schema when that is a dataclass or pydantic model, else the dict."""
+        schema = self.spec.output_schema or self.spec.schema
+        if self._present is not None or not schema.builds_instances:
+            return value
+        try:
+            return schema.cls(**value)
+        except Exception as exc:  # a TypeError or pydantic ValidationError, named for the user
+            raise InvalidUpdateError(
+                f"the output {sorted(value)} does not fit the output schema "
+                f"{schema.cls.__qualname__} ({type(exc).__name__}: {exc}); give its fields "
+                "defaults, or use version='v1' for a dict"
+            ) from exc
 
     def _stream_iter(
         self,
@@ -156,13 +174,22 @@ class CompiledGraph:
         on_busy: str,
         context: Any,
         loop: Any = None,
+        breakpoints: tuple[Any, Any] = (None, None),
     ) -> Generator[Any, None, None]:
         modes, single = _modes(stream_mode)
         if version not in ("v1", "v2"):
             raise ConfigError(f"version must be 'v1' or 'v2', got {version!r}")
         updates = "updates" in modes
         run = self._run(
-            input, config, durability, "custom" in modes, on_busy, context, loop, updates
+            input,
+            config,
+            durability,
+            "custom" in modes,
+            on_busy,
+            context,
+            loop,
+            updates,
+            breakpoints,
         )
         # The functional API's output is its return value: new input does not change it, so
         # (as in LangGraph) no "values" chunk precedes the run; a resume shows the current one.
@@ -202,12 +229,24 @@ class CompiledGraph:
         version: str = "v1",
         on_busy: str = "raise",
         context: Any = None,
+        interrupt_before: Sequence[str] | str | None = None,
+        interrupt_after: Sequence[str] | str | None = None,
     ) -> Iterator[Any]:
         """Run and yield chunks: ``{node: update}`` per node and ``{task: result}`` per
         ``@task`` call ("updates", the default), the whole state after each step ("values"),
         or what nodes write ("custom"). ``context`` is the run-scoped context nodes read as
-        ``runtime.context`` (not stored: pass it again when resuming)."""
-        return self._stream_iter(input, config, stream_mode, durability, version, on_busy, context)
+        ``runtime.context`` (not stored: pass it again when resuming). ``interrupt_before``
+        / ``interrupt_after`` replace the compiled breakpoints for this run."""
+        return self._stream_iter(
+            input,
+            config,
+            stream_mode,
+            durability,
+            version,
+            on_busy,
+            context,
+            breakpoints=(interrupt_before, interrupt_after),
+        )
 
     def invoke(
         self,
@@ -218,13 +257,23 @@ class CompiledGraph:
         version: str = "v1",
         on_busy: str = "raise",
         context: Any = None,
+        interrupt_before: Sequence[str] | str | None = None,
+        interrupt_after: Sequence[str] | str | None = None,
     ) -> Any:
         """Run to END or to a pause. Returns the state (with ``"__interrupt__"`` when
-        paused), or with ``version="v2"`` a ``RunResult(value, interrupts)``. ``context``:
-        see ``stream``."""
+        paused), or with ``version="v2"`` a ``GraphOutput(value, interrupts)``. ``context``
+        and breakpoints: see ``stream``."""
         if version not in ("v1", "v2"):
             raise ConfigError(f"version must be 'v1' or 'v2', got {version!r}")
-        run = self._run(input, config, durability, False, on_busy, context)
+        run = self._run(
+            input,
+            config,
+            durability,
+            False,
+            on_busy,
+            context,
+            breakpoints=(interrupt_before, interrupt_after),
+        )
         for _ in run.events():
             pass
         return self._finish(run, version)
@@ -232,7 +281,7 @@ class CompiledGraph:
     def _finish(self, run: Run, version: str) -> Any:
         value = self._output(run)
         if version == "v2":
-            return RunResult(value, run.interrupts)
+            return GraphOutput(self._as_output_schema(value), run.interrupts)
         if run.interrupts:
             if isinstance(value, dict):
                 return {**value, INTERRUPT_KEY: list(run.interrupts)}
@@ -249,12 +298,22 @@ class CompiledGraph:
         version: str = "v1",
         on_busy: str = "raise",
         context: Any = None,
+        interrupt_before: Sequence[str] | str | None = None,
+        interrupt_after: Sequence[str] | str | None = None,
     ) -> AsyncIterator[Any]:
         """``stream`` for asyncio: the same loop, stepped on a worker thread; async nodes run
         on the caller's event loop."""
         loop = asyncio.get_running_loop()
         gen = self._stream_iter(
-            input, config, stream_mode, durability, version, on_busy, context, loop
+            input,
+            config,
+            stream_mode,
+            durability,
+            version,
+            on_busy,
+            context,
+            loop,
+            (interrupt_before, interrupt_after),
         )
         # The loop steps on pool threads; it runs in a copy of the caller's contextvars.
         ctx = contextvars.copy_context()
@@ -276,10 +335,21 @@ class CompiledGraph:
         version: str = "v1",
         on_busy: str = "raise",
         context: Any = None,
+        interrupt_before: Sequence[str] | str | None = None,
+        interrupt_after: Sequence[str] | str | None = None,
     ) -> Any:
         """``invoke`` for asyncio (see ``astream``)."""
         loop = asyncio.get_running_loop()
-        run = self._run(input, config, durability, False, on_busy, context, loop)
+        run = self._run(
+            input,
+            config,
+            durability,
+            False,
+            on_busy,
+            context,
+            loop,
+            breakpoints=(interrupt_before, interrupt_after),
+        )
         events = run.events()
         ctx = contextvars.copy_context()
         try:
@@ -341,18 +411,42 @@ class CompiledGraph:
         return read_metrics(saver, thread_id)
 
     def update_state(
-        self, config: dict[str, Any], values: Any, as_node: str | None = None
+        self,
+        config: dict[str, Any],
+        values: Any,
+        as_node: str | None = None,
+        task_id: str | None = None,
     ) -> dict[str, Any]:
-        """Write ``values`` through the reducers as a new checkpoint; returns its config."""
-        return _update.update_state(self.spec, self.checkpointer, config, values, as_node)
+        """Write ``values`` through the reducers as a new checkpoint, as if node ``as_node``
+        had returned them; returns its config. ``as_node="__copy__"`` copies the checkpoint
+        as a sibling (a fork), ``as_node=END`` with ``values=None`` drops the pending step.
+        ``task_id`` is accepted for LangGraph's signature and not used."""
+        return _update.update_state(self.spec, self.checkpointer, config, values, as_node, task_id)
+
+    def bulk_update_state(
+        self, config: dict[str, Any], supersteps: Sequence[Sequence[Any]]
+    ) -> dict[str, Any]:
+        """Apply supersteps of updates (``StateUpdate(values, as_node)`` or tuples), one
+        checkpoint per superstep, in order; returns the last one's config. All updates are
+        checked before any is stored."""
+        return _update.bulk_update_state(self.spec, self.checkpointer, config, supersteps)
+
+    async def abulk_update_state(
+        self, config: dict[str, Any], supersteps: Sequence[Sequence[Any]]
+    ) -> dict[str, Any]:
+        return await asyncio.to_thread(self.bulk_update_state, config, supersteps)
 
     async def aget_state(self, config: dict[str, Any]) -> StateSnapshot:
         return await asyncio.to_thread(self.get_state, config)
 
     async def aupdate_state(
-        self, config: dict[str, Any], values: Any, as_node: str | None = None
+        self,
+        config: dict[str, Any],
+        values: Any,
+        as_node: str | None = None,
+        task_id: str | None = None,
     ) -> dict[str, Any]:
-        return await asyncio.to_thread(self.update_state, config, values, as_node)
+        return await asyncio.to_thread(self.update_state, config, values, as_node, task_id)
 
     def _view(self, snap: StateSnapshot) -> StateSnapshot:
         if self._state_view is None:
