@@ -808,9 +808,10 @@ def test_compile_passes_the_store_through_untouched() -> None:
     assert g.compile().invoke({})["log"] == [False]
 
 
-def test_add_node_refuses_a_list_of_retry_policies_by_name() -> None:
+def test_add_node_refuses_what_is_not_a_retry_policy_by_name() -> None:
     from tether import RetryPolicy
 
     g = StateGraph(State)
-    with pytest.raises(GraphError, match="'a': retry_policy must be one RetryPolicy"):
-        g.add_node("a", _append("a"), retry_policy=[RetryPolicy()])  # type: ignore[arg-type]
+    for bad in ([], [RetryPolicy(), "x"], "policy"):
+        with pytest.raises(GraphError, match="'a': retry_policy must be a RetryPolicy"):
+            g.add_node("a", _append("a"), retry_policy=bad)  # type: ignore[arg-type]

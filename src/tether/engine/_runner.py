@@ -14,7 +14,7 @@ import queue
 import random
 import threading
 import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
@@ -121,17 +121,20 @@ def call_user(
 
 
 def with_retries(
-    policy: RetryPolicy | None,
+    policies: Sequence[RetryPolicy],
     attempt_fn: Callable[[int], T],
     on_retry: Callable[[int, BaseException], None] | None = None,
 ) -> T:
-    """Call ``attempt_fn(attempt)`` until it succeeds or the policy gives up."""
+    """Call ``attempt_fn(attempt)`` until it succeeds or gives up: after an exception the
+    first policy whose ``retry_on`` matches it decides, by its ``max_attempts`` (counting
+    every attempt so far) and its waits; with none matching, the exception is raised."""
     attempt = 1
     while True:
         try:
             return attempt_fn(attempt)
         except Exception as exc:
-            if policy is None or attempt >= policy.max_attempts or not policy.should_retry(exc):
+            policy = next((p for p in policies if p.should_retry(exc)), None)
+            if policy is None or attempt >= policy.max_attempts:
                 raise
             attempt += 1
             if on_retry is not None:

@@ -6,10 +6,11 @@ The builder produces it once at ``compile``; the planner and the loop only read 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from tether.errors import GraphError
 from tether.types import CachePolicy, RetryPolicy
 
 
@@ -18,6 +19,21 @@ def is_async_callable(fn: Callable[..., Any]) -> bool:
         return True
     call = getattr(fn, "__call__", None)  # noqa: B004
     return call is not None and inspect.iscoroutinefunction(call)
+
+
+def retry_policies(value: Any, what: str) -> tuple[RetryPolicy, ...]:
+    """``retry_policy=`` as ``add_node``, ``@task`` and ``@entrypoint`` take it: one
+    RetryPolicy or a sequence of them, of which (as in LangGraph) the first whose ``retry_on``
+    matches an exception applies."""
+    if value is None:
+        return ()
+    if isinstance(value, RetryPolicy):
+        return (value,)
+    if isinstance(value, Sequence) and value and all(isinstance(p, RetryPolicy) for p in value):
+        return tuple(value)
+    raise GraphError(
+        f"{what}: retry_policy must be a RetryPolicy or a non-empty list of them, got {value!r:.80}"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +82,8 @@ class NodeSpec:
     fn: Callable[..., Any]
     inject: tuple[str, ...]
     is_async: bool
-    retry: RetryPolicy | None = None
+    retry: tuple[RetryPolicy, ...] = ()
+    """Tried in order after an exception: the first whose ``retry_on`` matches applies."""
     defer: bool = False
     """Run only once nothing else is left to run (``add_node(..., defer=True)``)."""
     cache_policy: CachePolicy | None = None

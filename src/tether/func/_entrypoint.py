@@ -11,14 +11,21 @@ from __future__ import annotations
 
 import inspect
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from tether.checkpoint._base import Saver
 from tether.engine._inject import inject, injected_params
 from tether.engine._runtime import TaskContext, current_context
-from tether.engine._spec import Channel, GraphSpec, NodeSpec, Schema, is_async_callable
+from tether.engine._spec import (
+    Channel,
+    GraphSpec,
+    NodeSpec,
+    Schema,
+    is_async_callable,
+    retry_policies,
+)
 from tether.errors import GraphError
 from tether.graph._compiled import CompiledGraph
 from tether.serde import default_registry
@@ -80,7 +87,7 @@ class entrypoint:
         store: Any = None,
         *,
         context_schema: Any = None,
-        retry_policy: RetryPolicy | None = None,
+        retry_policy: RetryPolicy | Sequence[RetryPolicy] | None = None,
     ) -> None:
         self.checkpointer = checkpointer
         self.store = store
@@ -92,6 +99,7 @@ class entrypoint:
         _check_function(fn, name)
         fill = injected_params(fn, f"@entrypoint {name!r}")
         _register_types(fn)
+        retry = retry_policies(self.retry_policy, f"@entrypoint {name!r}")
 
         def split(result: Any) -> dict[str, Any]:
             if isinstance(result, entrypoint.final):
@@ -122,7 +130,7 @@ class entrypoint:
             schema=Schema(dict, channels, "dict"),
             input_keys=frozenset({INPUT}),
             output_keys=(RETURN,),
-            nodes={name: NodeSpec(name, node, (), is_async_callable(node), self.retry_policy)},
+            nodes={name: NodeSpec(name, node, (), is_async_callable(node), retry)},
             edges={START: (name,)},
             branches={},
             joins=(),

@@ -11,7 +11,7 @@ import contextvars
 import functools
 import hashlib
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
@@ -20,7 +20,7 @@ from tether.engine import _cached
 from tether.engine._inject import inject, injected_params, positional_names, unbound
 from tether.engine._runner import call_user, with_retries
 from tether.engine._runtime import TaskContext, current_context
-from tether.engine._spec import is_async_callable
+from tether.engine._spec import is_async_callable, retry_policies
 from tether.errors import NondeterminismError, SerializationError, TaskCallError
 from tether.types import CachePolicy, RetryPolicy
 
@@ -76,12 +76,12 @@ class TaskFunction(Generic[P, T]):
         fn: Callable[P, T],
         *,
         name: str | None = None,
-        retry_policy: RetryPolicy | None,
+        retry_policy: RetryPolicy | Sequence[RetryPolicy] | None,
         cache_policy: CachePolicy | None = None,
     ) -> None:
         self.fn = fn
         self.name: str = name or str(getattr(fn, "__name__", "task"))
-        self.retry_policy = retry_policy
+        self.retry_policy = retry_policies(retry_policy, f"@task {self.name!r}")
         self.cache_policy = cache_policy
         self.is_async = is_async_callable(fn)
         self._inject = injected_params(fn)
@@ -182,7 +182,7 @@ def task(fn: Callable[P, T], /) -> TaskFunction[P, T]: ...
 def task(
     *,
     name: str | None = None,
-    retry_policy: RetryPolicy | None = None,
+    retry_policy: RetryPolicy | Sequence[RetryPolicy] | None = None,
     cache_policy: CachePolicy | None = None,
 ) -> Callable[[Callable[P, T]], TaskFunction[P, T]]: ...
 
@@ -192,7 +192,7 @@ def task(
     /,
     *,
     name: str | None = None,
-    retry_policy: RetryPolicy | None = None,
+    retry_policy: RetryPolicy | Sequence[RetryPolicy] | None = None,
     cache_policy: CachePolicy | None = None,
 ) -> TaskFunction[P, T] | Callable[[Callable[P, T]], TaskFunction[P, T]]:
     """Make ``fn`` a durable step: ``@task`` or ``@task(retry_policy=RetryPolicy(...))``;

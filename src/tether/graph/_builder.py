@@ -21,6 +21,7 @@ from tether.engine._spec import (
     Join,
     NodeSpec,
     is_async_callable,
+    retry_policies,
 )
 from tether.errors import GraphError
 from tether.graph._compiled import check_checkpointer
@@ -137,7 +138,7 @@ class StateGraph:
         *,
         defer: bool = False,
         metadata: dict[str, Any] | None = None,
-        retry_policy: RetryPolicy | None = None,
+        retry_policy: RetryPolicy | Sequence[RetryPolicy] | None = None,
         cache_policy: CachePolicy | None = None,
         destinations: dict[str, str] | Sequence[str] | None = None,
     ) -> StateGraph:
@@ -145,7 +146,8 @@ class StateGraph:
 
         - ``defer``: run the node only when nothing else is left to run in the run.
         - ``metadata``: shown on the node in ``get_graph()``.
-        - ``retry_policy``: retry the node after an exception.
+        - ``retry_policy``: retry the node after an exception; with a list of policies, the
+          first whose ``retry_on`` matches the exception applies.
         - ``cache_policy``: reuse the node's result for the same input (needs
           ``compile(cache=...)``).
         - ``destinations``: where a node that returns ``Command(goto=...)`` may go, drawn in
@@ -168,11 +170,7 @@ class StateGraph:
             raise GraphError(f"node {name!r} is already in the graph; node names are unique")
         if not callable(action):
             raise GraphError(f"node {name!r}: {action!r} is not callable")
-        if retry_policy is not None and not isinstance(retry_policy, RetryPolicy):
-            raise GraphError(
-                f"node {name!r}: retry_policy must be one RetryPolicy, got {retry_policy!r} "
-                "(LangGraph's list of policies, first match wins, is not supported yet)"
-            )
+        retry = retry_policies(retry_policy, f"node {name!r}")
         if cache_policy is not None and not isinstance(cache_policy, CachePolicy):
             raise GraphError(
                 f"node {name!r}: cache_policy must be a CachePolicy, got {cache_policy!r}"
@@ -182,7 +180,7 @@ class StateGraph:
             action,
             injected_params(action, f"node {name!r}"),
             is_async_callable(action),
-            retry_policy,
+            retry,
             defer=defer,
             cache_policy=cache_policy,
         )
