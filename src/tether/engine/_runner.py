@@ -38,7 +38,8 @@ from tether.engine._runtime import (
 )
 from tether.engine._spec import GraphSpec
 from tether.engine._status import RAISED, TaskLog, output_from_plain, output_to_plain
-from tether.errors import GraphInterrupt
+from tether.engine._timeout import AttemptClock, run_timed
+from tether.errors import GraphInterrupt, NodeTimeoutError
 from tether.errors import NodeInterrupt as RaisedInterrupt
 from tether.types import Command, Interrupt, RetryPolicy
 
@@ -100,14 +101,20 @@ def call_user(
     args: tuple[Any, ...],
     ctx: TaskContext,
     kwargs: dict[str, Any] | None = None,
+    *,
+    timed: bool = False,
 ) -> Any:
-    """Call ``fn(*args, **kwargs)`` with ``ctx`` as the current task, sync or async alike."""
+    """Call ``fn(*args, **kwargs)`` with ``ctx`` as the current task, sync or async alike;
+    ``timed``: under the timeout of ``ctx.clock`` (async functions only)."""
     kw = kwargs or {}
     if is_async:
+        clock = ctx.clock if timed else None
 
         async def with_context() -> Any:
             token = set_context(ctx)
             try:
+                if clock is not None:
+                    return await run_timed(fn(*args, **kw), clock, ctx.name)
                 return await fn(*args, **kw)
             finally:
                 reset_context(token)
@@ -184,17 +191,21 @@ def run_task(
 
     def attempt(n: int) -> TaskOutput:
         ctx = TaskContext(run, task, log, task.node, "", n, first_attempt_at=started)
+        if node.timeout is not None:
+            ctx.clock = AttemptClock(node.timeout)
         kwargs = inject(node.inject, ctx) if node.inject else None
         try:
-            result = call_user(node.fn, node.is_async, (node_input,), ctx, kwargs)
-        finally:
-            # @task calls the node started but did not wait for still get journaled before
-            # the step ends, so a pause or a retry never repeats their side effects.
-            for fut in ctx.futures:
-                try:
-                    fut.result()
-                except BaseException:  # the node saw (or ignored) it; nothing to add here
-                    pass
+            result = call_user(node.fn, node.is_async, (node_input,), ctx, kwargs, timed=True)
+        except NodeTimeoutError:
+            # its @task calls still running keep going and are journaled when they finish; a
+            # retry that makes the same call joins it (func/_task.py), so none runs twice
+            raise
+        except BaseException as exc:
+            _settle(ctx.futures)
+            _raise_unjournaled(ctx, exc)
+            raise
+        _settle(ctx.futures)
+        _raise_unjournaled(ctx, None)
         out = normalize_output(spec, task.node, result)
         out.update = result.update if isinstance(result, Command) else result
         evaluate_branches(spec, task.node, values, out, ctx)
@@ -220,6 +231,23 @@ def run_task(
     except Exception as exc:
         return Outcome(task, "failed", error=exc)
     return Outcome(task, "done", output=output)
+
+
+def _settle(futures: list[Any]) -> None:
+    """Wait for the @task calls a node started and did not wait for: they are journaled
+    before the step ends, so a pause or a retry never repeats their side effects."""
+    for fut in futures:
+        try:
+            fut.result()
+        except BaseException:  # the node saw (or ignored) it; nothing to add here
+            pass
+
+
+def _raise_unjournaled(ctx: TaskContext, raised: BaseException | None) -> None:
+    """A @task whose result could not be journaled fails its node, awaited or not, and
+    before a pause is stored: otherwise its side effect would run again on resume."""
+    if ctx.unjournaled and ctx.unjournaled[0] is not raised:
+        raise ctx.unjournaled[0] from raised
 
 
 def _raised_interrupt(

@@ -10,8 +10,8 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tether.errors import GraphError
-from tether.types import CachePolicy, RetryPolicy
+from tether.errors import ConfigError, GraphError
+from tether.types import CachePolicy, RetryPolicy, TimeoutPolicy
 
 
 def is_async_callable(fn: Callable[..., Any]) -> bool:
@@ -87,6 +87,23 @@ class NodeSpec:
     defer: bool = False
     """Run only once nothing else is left to run (``add_node(..., defer=True)``)."""
     cache_policy: CachePolicy | None = None
+    timeout: TimeoutPolicy | None = None
+    """Per attempt, for async nodes (``add_node(..., timeout=...)``, coerced)."""
+
+
+def timeout_policy(value: Any, what: str, is_async: bool) -> TimeoutPolicy | None:
+    """``timeout=`` as ``add_node``, ``@task`` and ``@entrypoint`` take it (seconds, a
+    timedelta or a TimeoutPolicy), checked: only async functions can be cancelled."""
+    try:
+        policy = TimeoutPolicy.coerce(value)
+    except ConfigError as exc:
+        raise GraphError(f"{what}: {exc}") from None
+    if policy is not None and not is_async:
+        raise GraphError(
+            f"{what} is sync, and timeouts need an async function: sync Python cannot be "
+            "cancelled in-process. Make it `async def`, or drop timeout="
+        )
+    return policy
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,6 +37,9 @@ class TaskLog:
     positions: dict[str, str] = field(default_factory=dict)
     resumes: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    running: dict[str, tuple[str, str, Any]] = field(default_factory=dict)
+    """``@task`` calls started in this run and not journaled yet: (name, argument hash,
+    future) by call key. Never stored."""
 
     @property
     def status(self) -> Status:

@@ -11,6 +11,7 @@ import itertools
 import typing
 import warnings
 from collections.abc import Callable, Hashable, Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal, get_args, get_origin
 
 from tether.cache.base import BaseCache
@@ -22,11 +23,12 @@ from tether.engine._spec import (
     NodeSpec,
     is_async_callable,
     retry_policies,
+    timeout_policy,
 )
 from tether.errors import GraphError
 from tether.graph._compiled import check_checkpointer
 from tether.graph._schema import build_schema
-from tether.types import END, START, CachePolicy, Command, RetryPolicy
+from tether.types import END, START, CachePolicy, Command, RetryPolicy, TimeoutPolicy
 
 if TYPE_CHECKING:
     from tether.checkpoint import Saver
@@ -141,6 +143,7 @@ class StateGraph:
         retry_policy: RetryPolicy | Sequence[RetryPolicy] | None = None,
         cache_policy: CachePolicy | None = None,
         destinations: dict[str, str] | Sequence[str] | None = None,
+        timeout: float | timedelta | TimeoutPolicy | None = None,
     ) -> StateGraph:
         """Add a node. ``add_node(fn)`` names it after the function.
 
@@ -153,7 +156,10 @@ class StateGraph:
         - ``destinations``: where a node that returns ``Command(goto=...)`` may go, drawn in
           ``get_graph()`` (a dict maps each to an edge label). Also read from a
           ``-> Command[Literal[...]]`` annotation. Nodes reached only through ``goto`` need
-          not be declared."""
+          not be declared.
+        - ``timeout``: for an async node, how long each attempt may run (seconds or a
+          timedelta: a ``run_timeout``) or go without progress (``TimeoutPolicy``); past it
+          the attempt is cancelled with ``NodeTimeoutError``."""
         if action is None:
             if not callable(node):
                 raise GraphError(f"add_node({node!r}) needs a function to run")
@@ -171,6 +177,8 @@ class StateGraph:
         if not callable(action):
             raise GraphError(f"node {name!r}: {action!r} is not callable")
         retry = retry_policies(retry_policy, f"node {name!r}")
+        is_async = is_async_callable(action)
+        limit = timeout_policy(timeout, f"node {name!r}", is_async)
         if cache_policy is not None and not isinstance(cache_policy, CachePolicy):
             raise GraphError(
                 f"node {name!r}: cache_policy must be a CachePolicy, got {cache_policy!r}"
@@ -179,10 +187,11 @@ class StateGraph:
             name,
             action,
             injected_params(action, f"node {name!r}"),
-            is_async_callable(action),
+            is_async,
             retry,
             defer=defer,
             cache_policy=cache_policy,
+            timeout=limit,
         )
         self._metadata[name] = dict(metadata or {})
         if isinstance(destinations, dict):
