@@ -16,7 +16,7 @@ import warnings
 from collections.abc import Generator, Iterator, Sequence
 from typing import Any
 
-from tether.checkpoint._base import ENDED_RUNS, Head, Owner, Saver, WriteRow
+from tether.checkpoint._base import ENDED_RUNS, Head, Owner, Saver, ValueRow, WriteRow
 from tether.engine._heartbeat import Heartbeat
 from tether.engine._metrics import METRICS_TASK, RunMetrics
 from tether.engine._otel import record_run
@@ -32,6 +32,7 @@ from tether.engine._planner import (
     plan_next,
     with_managed,
 )
+from tether.engine._results import writes_to_record
 from tether.engine._resume import match_answers
 from tether.engine._runner import Outcome, evaluate_branches, run_step
 from tether.engine._runtime import RunContext, TaskContext
@@ -247,15 +248,19 @@ class Run:
         last: bool = False,
         durable: bool | None = None,
         outputs: Sequence[tuple[PlannedTask, TaskOutput]] = (),
+        before: dict[str, Any] | None = None,
     ) -> None:
-        """Commit ``state``. ``outputs``: tasks whose writes are stored with it, for history
-        (encoded after the state, so a value that cannot be stored is named by its key)."""
+        """Commit ``state``. ``outputs``: the task of a one-task step, whose writes are kept
+        for history (``before``: the values of the keys it wrote, before it) by
+        engine/_results.py; encoded after the state, so a value that cannot be stored is
+        named by its key."""
         sizes: list[int] = []
         payloads: list[dict[str, Any]] = []
 
-        def extra_rows(nbytes: int) -> list[WriteRow]:
+        def extra_rows(nbytes: int, stored: list[ValueRow]) -> list[WriteRow]:
             sizes.append(nbytes)
-            rows = self._output_rows(outputs)
+            held = {v.channel: v for v in stored}
+            rows = self._output_rows(outputs, (held, before or {}))
             if last:
                 payloads.append(self._metrics_payload(pending_bytes=nbytes))
                 rows.append(self._metrics_row(payloads[0]))
@@ -655,6 +660,8 @@ class Run:
             out = logs[t.id].output
             assert out is not None
             finished.append((t, out))
+        written = {k for _, out in finished for k, _ in out.writes}
+        before = {k: state.values[k] for k in written if k in state.values}
         per_key = apply_writes(self.spec, state.values, finished)
         state.record(per_key)
         triggers, joins = plan_next(self.spec, finished, state.joins)
@@ -666,27 +673,36 @@ class Run:
         if self.durability != "exit":
             # each task's writes are kept for history (StateSnapshot.tasks[i].result); with
             # several tasks they were stored as each finished
-            self._commit(state, "loop", last=not triggers, outputs=[] if several else finished)
+            outputs = [] if several else finished
+            self._commit(state, "loop", last=not triggers, outputs=outputs, before=before)
         else:
             self.buffer.clear()
         return True
 
-    def _output_rows(self, finished: Sequence[tuple[PlannedTask, TaskOutput]]) -> list[WriteRow]:
+    def _output_rows(
+        self,
+        finished: Sequence[tuple[PlannedTask, TaskOutput]],
+        commit: tuple[dict[str, ValueRow], dict[str, Any]] | None = None,
+    ) -> list[WriteRow]:
+        """Output rows of finished tasks. ``commit``: the value rows of the commit a
+        one-task step's row rides with, and the written keys' values before it; what they
+        show is not stored twice (engine/_results.py)."""
         saver = self.saver
         if saver is None:
             return []
-        return [
-            WriteRow(
-                task.id,
-                "output",
-                "",
-                self._encode(
-                    f"the writes of node {task.node!r}",
-                    functools.partial(encode_output, saver.serde, out),
-                ),
+        rows = []
+        for task, out in finished:
+            if commit is not None:
+                writes = writes_to_record(self.spec, out.writes, *commit)
+                if writes is None:
+                    continue
+                out = TaskOutput(writes, out.goto)
+            payload = self._encode(
+                f"the writes of node {task.node!r}",
+                functools.partial(encode_output, saver.serde, out),
             )
-            for task, out in finished
-        ]
+            rows.append(WriteRow(task.id, "output", "", payload))
+        return rows
 
     def _withdrawn_answers(self, failed: list[Outcome], logs: dict[str, TaskLog]) -> list[WriteRow]:
         """A node that raised InvalidAnswerError refused the answers this resume gave it:

@@ -275,9 +275,11 @@ class ThreadState:
         owner: Owner | None,
         durable: bool,
         writes: list[WriteRow] | None = None,
-        extra_writes: Callable[[int], list[WriteRow]] | None = None,
+        extra_writes: Callable[[int, list[ValueRow]], list[WriteRow]] | None = None,
     ) -> None:
-        """Store the checkpoint ``checkpoint_id`` with the changed values, moving the head."""
+        """Store the checkpoint ``checkpoint_id`` with the changed values, moving the head.
+        ``extra_writes(nbytes, value_rows)``: more write rows for the same transaction,
+        given the checkpoint's size and the value rows it stores."""
         saver = self.saver
         if saver is None:
             self.committed_id = self.checkpoint_id
@@ -293,7 +295,7 @@ class ThreadState:
         nbytes = len(body) + sum(len(v.payload) for v in values)
         all_writes = list(writes or [])
         if extra_writes is not None:
-            all_writes += extra_writes(nbytes)
+            all_writes += extra_writes(nbytes, values)
         now = time.time()
         row = CheckpointRow(
             self.thread_id,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from tether.checkpoint._base import Saver, WriteRow
 from tether.checkpoint._body import decode_body
@@ -26,6 +26,13 @@ from tether.engine._planner import (
     normalize_output,
     plan_next,
     with_managed,
+)
+from tether.engine._results import (
+    RowMemo,
+    attach_step_results,
+    loop_child,
+    resolve_stored_writes,
+    task_result,
 )
 from tether.engine._runner import evaluate_branches
 from tether.engine._runtime import RunContext, TaskContext
@@ -222,30 +229,6 @@ def _iso(ts: float | None) -> str | None:
     return datetime.datetime.fromtimestamp(ts, tz=datetime.UTC).isoformat()
 
 
-def task_result(spec: GraphSpec, output: TaskOutput | None) -> Any:
-    """What a finished task wrote to the state, as LangGraph shows it in a snapshot:
-    ``{key: value}``, with ``{"$writes": [...]}`` for a key written more than once, ``{}``
-    when it wrote nothing; None for a task that has not finished."""
-    if output is None:
-        return None
-    keys = spec.channels
-    result: dict[str, Any] = {}
-    for key, value in output.writes:
-        if key not in keys:
-            continue
-        if key in result:
-            earlier = result[key]
-            many = earlier["$writes"] if _is_many(earlier) else [earlier]
-            result[key] = {"$writes": [*many, value]}
-        else:
-            result[key] = value
-    return result
-
-
-def _is_many(value: Any) -> bool:
-    return isinstance(value, dict) and set(value) == {"$writes"}
-
-
 def snapshot(
     state: ThreadState, saver: Saver, logs: dict[str, TaskLog] | None = None, *, live: bool = True
 ) -> StateSnapshot:
@@ -259,6 +242,7 @@ def snapshot(
     if logs is None:
         rows = saver.get_writes(thread_id, [t.id for t in state.tasks])
         logs = collect_logs(saver.serde, rows, thread_id)
+        resolve_stored_writes(saver, thread_id, logs)
     tasks: list[StateTask] = []
     interrupts: list[Interrupt] = []
     for t in state.tasks:
@@ -305,7 +289,15 @@ def get_state(spec: GraphSpec, saver: Saver | None, config: dict[str, Any]) -> S
     head = saver.get_head(thread_id)
     target = checkpoint_id_of(config)
     state = ThreadState.load(spec, saver, thread_id, head, target)
-    return snapshot(state, saver, live=target is None)
+    if target is None or not state.exists:
+        return snapshot(state, saver, live=target is None)
+    # an older checkpoint: a record of its step, with what its tasks wrote
+    logs = collect_logs(
+        saver.serde, saver.get_writes(thread_id, [t.id for t in state.tasks]), thread_id
+    )
+    child = loop_child(saver, spec, state) if len(state.tasks) == 1 else None
+    attach_step_results(saver, thread_id, [state, child] if child else [state], logs)
+    return snapshot(state, saver, logs, live=False)
 
 
 def get_state_history(
@@ -328,6 +320,7 @@ def get_state_history(
             raise ConfigError(f"before= names checkpoint {bid!r}, which thread {thread_id!r} lacks")
         before_version = row.version
     states: list[ThreadState] = []
+    memo = RowMemo(saver)  # the rows read for values also hold the steps' writes
     for row in saver.list_checkpoints(thread_id, before_version=before_version):
         if filter:
             # metadata is in the body: filter before reading any values
@@ -337,7 +330,7 @@ def get_state_history(
             }
             if any(meta.get(k) != v for k, v in filter.items()):
                 continue
-        state = ThreadState(spec, saver, thread_id)
+        state = ThreadState(spec, cast(Saver, memo), thread_id)
         state.apply_row(row)
         states.append(state)
         if limit is not None and len(states) >= limit:
@@ -349,4 +342,5 @@ def get_state_history(
         if task_ids
         else {}
     )
+    attach_step_results(saver, thread_id, states, logs, memo.rows)
     return [snapshot(s, saver, logs, live=False) for s in states]
