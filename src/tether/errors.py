@@ -9,6 +9,7 @@
     ├── InterruptError             a resume that does not match the pending interrupts
     │   └── InvalidAnswerError     raised by a node to refuse an answer; the interrupt stays open
     ├── NondeterminismError        a replay called a different task than the one recorded
+    ├── NodeTimeoutError           a node or task attempt ran past its ``timeout``
     ├── ThreadBusyError            another writer advanced the thread first
     │   └── LeaseLostError         this run's lease was taken over; it was fenced and wrote nothing
     ├── ConfigError                a missing or malformed config value (``thread_id``, ...)
@@ -31,7 +32,7 @@ Messages name the thing at fault (node, key, interrupt id, thread) and what to d
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from tether.types import Interrupt
@@ -71,6 +72,49 @@ class InvalidAnswerError(InterruptError):
 
 class NondeterminismError(TetherError):
     """On replay a node made a call that differs from the recorded one."""
+
+
+class NodeTimeoutError(TetherError):
+    """An attempt of a node, ``@task`` or ``@entrypoint`` ran past its ``TimeoutPolicy`` and
+    was cancelled. ``kind`` says which limit fired ("run" or "idle"), ``timeout`` its value;
+    ``run_timeout`` and ``idle_timeout`` are the policy's. A ``RetryPolicy`` retries it by
+    default, as in LangGraph."""
+
+    node: str
+    timeout: float
+    run_timeout: float | None
+    idle_timeout: float | None
+    elapsed: float
+    kind: Literal["idle", "run"]
+
+    def __init__(
+        self,
+        node: str,
+        elapsed: float,
+        *,
+        kind: Literal["idle", "run"],
+        idle_timeout: float | None = None,
+        run_timeout: float | None = None,
+    ) -> None:
+        limit = idle_timeout if kind == "idle" else run_timeout
+        if kind not in ("idle", "run") or limit is None:
+            raise ValueError(f"NodeTimeoutError(kind={kind!r}) needs the {kind}_timeout")
+        if kind == "idle":
+            what = f"went {limit:.3f}s without progress (its idle_timeout)"
+            hint = "report progress with runtime.heartbeat() or raise idle_timeout"
+        else:
+            what = f"ran past its run_timeout of {limit:.3f}s"
+            hint = "raise its timeout"
+        super().__init__(
+            f"node {node!r} {what} and was cancelled after {elapsed:.3f}s; {hint} "
+            "(add_node/@task/@entrypoint timeout=...)"
+        )
+        self.node = node
+        self.timeout = limit
+        self.run_timeout = run_timeout
+        self.idle_timeout = idle_timeout
+        self.elapsed = elapsed
+        self.kind = kind
 
 
 class ThreadBusyError(TetherError):
@@ -167,6 +211,7 @@ __all__ = [
     "InvalidUpdateError",
     "LeaseLostError",
     "NodeInterrupt",
+    "NodeTimeoutError",
     "NondeterminismError",
     "SerializationError",
     "StoreTimeoutError",

@@ -6,11 +6,12 @@ processes and storage without surprises.
 
 from __future__ import annotations
 
+import datetime
 import pickle
 import warnings
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, NamedTuple, TypeVar
 
 START = "__start__"
 END = "__end__"
@@ -92,14 +93,17 @@ class Command(Generic[T]):
 def default_retry_on(exc: BaseException) -> bool:
     """Retry everything except programming errors and tether's own errors.
 
-    Retried: ``ConnectionError``, ``TimeoutError``, ``OSError``, ``RuntimeError`` and any other
-    ``Exception`` not listed below. Not retried (retrying cannot fix them): ``ValueError``,
-    ``TypeError``, ``LookupError``, ``AttributeError``, ``NameError``, ``ArithmeticError``,
-    ``AssertionError``, ``NotImplementedError``, ``ImportError``, ``SyntaxError`` and every
+    Retried: ``ConnectionError``, ``TimeoutError``, ``OSError``, ``RuntimeError``,
+    ``NodeTimeoutError`` (as in LangGraph) and any other ``Exception`` not listed below. Not
+    retried (retrying cannot fix them): ``ValueError``, ``TypeError``, ``LookupError``,
+    ``AttributeError``, ``NameError``, ``ArithmeticError``, ``AssertionError``,
+    ``NotImplementedError``, ``ImportError``, ``SyntaxError`` and every other
     ``TetherError``.
     """
-    from tether.errors import TetherError
+    from tether.errors import NodeTimeoutError, TetherError
 
+    if isinstance(exc, NodeTimeoutError):
+        return True
     if isinstance(exc, TetherError):
         return False
     if isinstance(exc, ConnectionError | TimeoutError):
@@ -168,7 +172,63 @@ class RetryPolicy:
         return wait * (1 + rand / 2) if self.jitter else wait
 
 
-@dataclass(frozen=True, slots=True)
+def _seconds(value: float | datetime.timedelta | None, field_name: str) -> float | None:
+    from tether.errors import ConfigError
+
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float | datetime.timedelta):
+        raise ConfigError(
+            f"TimeoutPolicy.{field_name} must be seconds (a number or a timedelta), got "
+            f"{value!r:.60}"
+        )
+    seconds = value.total_seconds() if isinstance(value, datetime.timedelta) else float(value)
+    if seconds <= 0:
+        raise ConfigError(f"TimeoutPolicy.{field_name} must be greater than 0, got {value!r}")
+    return seconds
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TimeoutPolicy:
+    """How long one attempt of an async node, ``@task`` or ``@entrypoint`` may take; past
+    it the attempt is cancelled with ``NodeTimeoutError`` (which a ``RetryPolicy`` retries
+    by default). ``timeout=5`` or a ``timedelta`` means ``TimeoutPolicy(run_timeout=5)``.
+
+    Cancellation is asyncio's: a node blocked in synchronous code is cancelled only when it
+    next awaits. Sync nodes cannot be cancelled in-process and take no timeout."""
+
+    run_timeout: float | datetime.timedelta | None = None
+    """Seconds one attempt may run in all; never refreshed."""
+    idle_timeout: float | datetime.timedelta | None = None
+    """Seconds one attempt may go without progress: a ``runtime.heartbeat()`` call, or (with
+    ``refresh_on="auto"``) a chunk written to the stream writer or a ``@task`` call."""
+    refresh_on: Literal["auto", "heartbeat"] = "auto"
+    """What counts as progress for ``idle_timeout``: ``"auto"`` (the default) every signal
+    above, ``"heartbeat"`` only ``runtime.heartbeat()``."""
+
+    @classmethod
+    def coerce(
+        cls, value: float | datetime.timedelta | TimeoutPolicy | None
+    ) -> TimeoutPolicy | None:
+        """A policy in seconds from what ``timeout=`` takes; None when it sets no timeout.
+        A bad value is a ``ConfigError`` naming the field."""
+        from tether.errors import ConfigError
+
+        if value is None:
+            return None
+        policy = value if isinstance(value, TimeoutPolicy) else cls(run_timeout=value)
+        if policy.refresh_on not in ("auto", "heartbeat"):
+            raise ConfigError(
+                f"TimeoutPolicy.refresh_on must be 'auto' or 'heartbeat', got {policy.refresh_on!r}"
+            )
+        run = _seconds(policy.run_timeout, "run_timeout")
+        idle = _seconds(policy.idle_timeout, "idle_timeout")
+        if run is None and idle is None:
+            return None
+        return cls(run_timeout=run, idle_timeout=idle, refresh_on=policy.refresh_on)
+
+
+@dataclass(frozen=True)
 class GraphOutput(Generic[T]):
     """What ``invoke(..., version="v2")`` returns: the output and the pending interrupts.
 
@@ -252,6 +312,16 @@ class CachePolicy:
     arguments) into the key. Default: ``default_cache_key``."""
     ttl: int | float | None = None
     """Seconds a cached result stays valid; None: until the cache is cleared."""
+
+
+class StateUpdate(NamedTuple):
+    """One update of ``bulk_update_state``: ``values`` written as if node ``as_node`` had
+    returned them. ``task_id`` is accepted for LangGraph's signature and not used: tether
+    derives task ids itself."""
+
+    values: Any
+    as_node: str | None = None
+    task_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,8 @@ from typing import Any
 import pytest
 
 CHILD = str(Path(__file__).with_name("crash_child.py"))
-FINAL = {"trail": ["a", "b1", "b2", "c", "d"], "total": 42}
+# "answers" is a reducer key no node writes: it reads [] from the start, as in LangGraph
+FINAL = {"trail": ["a", "b1", "b2", "c", "d"], "total": 42, "answers": []}
 
 BACKENDS = ["sqlite", "postgres", "redis"]
 

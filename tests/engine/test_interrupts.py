@@ -8,8 +8,18 @@ from collections import Counter
 from typing import Annotated, Any, TypedDict
 
 import pytest
+from tests._parity import Api, tether_api
 
-from tether import END, START, Command, Interrupt, InterruptError, StateGraph, interrupt
+from tether import (
+    END,
+    START,
+    Command,
+    Interrupt,
+    InterruptError,
+    InvalidUpdateError,
+    StateGraph,
+    interrupt,
+)
 from tether.checkpoint import InMemorySaver
 
 
@@ -191,13 +201,14 @@ def test_parallel_branches_resumed_one_at_a_time() -> None:
     app.invoke({"log": []}, cfg())
     out = app.invoke(Command(resume={"ib": 2}), cfg())
     assert out["__interrupt__"] == [Interrupt("qa", "ia")]
-    assert calls == Counter({"a": 1, "b": 2})  # a stays paused, not re-run
+    # as in LangGraph, a runs again and asks again (it was not answered)
+    assert calls == Counter({"a": 2, "b": 2})
     snap = app.get_state(cfg())
     assert snap.next == ("a",)
     assert snap.interrupts == (Interrupt("qa", "ia"),)
     out = app.invoke(Command(resume={"ia": 1}), cfg())
     assert out == {"log": ["a:1", "b:2"]}  # folded in node-name order
-    assert calls == Counter({"a": 2, "b": 2})  # b finished: not re-run
+    assert calls == Counter({"a": 3, "b": 2})  # b finished: not re-run
 
 
 def test_parallel_branches_single_remaining_resumed_with_plain_value() -> None:
@@ -403,14 +414,14 @@ def test_get_state_while_paused_shows_next_tasks_and_interrupts() -> None:
     assert snap.interrupts == (Interrupt("approve?", "q"),)
 
 
-def test_invoke_none_on_paused_thread_resurfaces_without_running() -> None:
+def test_invoke_none_on_paused_thread_runs_the_node_again_and_asks_again() -> None:
     calls: Counter[str] = Counter()
     app = chain({"ask": single_asker(calls)})
     first = app.invoke({"log": ["x"]}, cfg())
     again = app.invoke(None, cfg())
-    assert again["__interrupt__"] == first["__interrupt__"]
+    assert again["__interrupt__"] == first["__interrupt__"]  # same id, same question
     assert again["log"] == ["x"]
-    assert calls == Counter({"ask": 1})
+    assert calls == Counter({"ask": 2})  # as in LangGraph, the node ran again
     assert app.get_state(cfg()).interrupts == tuple(first["__interrupt__"])
     # still resumable afterwards
     assert app.invoke(Command(resume="ok"), cfg()) == {"log": ["x", "ok"]}
@@ -489,3 +500,85 @@ def test_node_refusing_an_answer_keeps_the_interrupt_pending() -> None:
     assert [i.id for i in again["__interrupt__"]] == ["n"]
     assert app.invoke(Command(resume={"n": 7}), cfg) == {"answer": 7}
     assert runs == ["seven", 7]
+
+
+# -- a Command that resumes and writes, and continuing after update_state (LangGraph parity) --
+
+
+class Asking(TypedDict, total=False):
+    log: Annotated[list, operator.add]
+    x: int
+
+
+def _asking(api: Api, calls: Counter[str]) -> Any:
+    def a(state: Asking) -> dict[str, Any]:
+        return {"log": ["a"]}
+
+    def ask(state: Asking) -> dict[str, Any]:
+        calls["ask"] += 1
+        answer = api.interrupt(f"x is {state.get('x')}")
+        return {"log": [f"ask:{answer}:{state.get('x')}"]}
+
+    g = api.StateGraph(Asking)
+    for name, fn in (("a", a), ("ask", ask)):
+        g.add_node(name, fn)
+    g.add_node("c", lambda s: {"log": ["c"]})
+    g.add_node("d", lambda s: {"log": ["d"]})
+    g.add_edge(api.START, "a")
+    g.add_edge("a", "ask")
+    g.add_edge("ask", "c")
+    return g.compile(checkpointer=api.InMemorySaver())
+
+
+def test_resume_with_update_applies_the_update_before_the_node_runs_again(api: Api) -> None:
+    calls: Counter[str] = Counter()
+    app = _asking(api, calls)
+    app.invoke({"log": [], "x": 0}, cfg())
+    out = app.invoke(api.Command(resume="yes", update={"x": 5, "log": ["upd"]}), cfg())
+    assert out == {"log": ["a", "upd", "ask:yes:5", "c"], "x": 5}
+    assert calls["ask"] == 2
+
+
+def test_resume_with_goto_runs_the_target_beside_the_resumed_node(api: Api) -> None:
+    calls: Counter[str] = Counter()
+    app = _asking(api, calls)
+    app.invoke({"log": [], "x": 0}, cfg())
+    out = app.invoke(api.Command(resume="yes", goto="d", update={"x": 9}), cfg())
+    assert out == {"log": ["a", "ask:yes:9", "d", "c"], "x": 9}
+
+
+def test_a_command_update_at_an_interrupt_asks_again_from_the_new_state(api: Api) -> None:
+    calls: Counter[str] = Counter()
+    app = _asking(api, calls)
+    first = app.invoke({"log": [], "x": 0}, cfg())
+    out = app.invoke(api.Command(update={"x": 3}), cfg())
+    assert [i.value for i in out["__interrupt__"]] == ["x is 3"]
+    assert out["__interrupt__"][0].id == first["__interrupt__"][0].id
+    assert app.invoke(api.Command(resume="ok"), cfg())["log"] == ["a", "ask:ok:3", "c"]
+
+
+def test_after_update_state_at_an_interrupt_none_runs_the_node_again(api: Api) -> None:
+    # Bug 4: invoke(None) returned the old interrupt, built from the old state.
+    calls: Counter[str] = Counter()
+    app = _asking(api, calls)
+    app.invoke({"log": [], "x": 0}, cfg())
+    app.update_state(cfg(), {"x": 7})
+    out = app.invoke(None, cfg())
+    assert [i.value for i in out["__interrupt__"]] == ["x is 7"]
+    assert calls["ask"] == 2
+    assert app.get_state(cfg()).interrupts[0].value == "x is 7"
+    assert app.invoke(api.Command(resume="ok"), cfg())["log"] == ["a", "ask:ok:7", "c"]
+
+
+def test_a_resume_with_an_update_is_checked_before_anything_is_stored() -> None:
+    calls: Counter[str] = Counter()
+    app = _asking(tether_api(), calls)
+    app.invoke({"log": [], "x": 0}, cfg())
+    before = app.get_state(cfg())
+    with pytest.raises(InvalidUpdateError, match="'nope'"):
+        app.invoke(Command(resume="yes", update={"nope": 1}), cfg())
+    with pytest.raises(InterruptError, match="not pending"):
+        app.invoke(Command(resume={"0" * 32: 1}, update={"x": 1}), cfg())
+    after = app.get_state(cfg())
+    assert after.config == before.config and after.values == before.values
+    assert calls["ask"] == 1

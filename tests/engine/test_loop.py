@@ -785,7 +785,7 @@ def test_bad_input_is_refused_before_the_thread_is_touched() -> None:
     saver.claim = claim  # type: ignore[method-assign]
     app = g.compile(checkpointer=saver)
     cfg = {"configurable": {"thread_id": "untouched"}}
-    for bad in ({"nope": 1}, "text", Command(resume=1, update={"x": 2})):
+    for bad in ({"nope": 1}, "text", Command(resume=1, update={"nope": 2})):
         with pytest.raises((InvalidUpdateError, InterruptError)):
             app.invoke(bad, cfg)
     assert claims == []

@@ -155,7 +155,7 @@ def test_with_retries_no_policy_calls_once() -> None:
         raise RuntimeError("boom")
 
     with pytest.raises(RuntimeError, match="boom"):
-        with_retries(None, fn)
+        with_retries((), fn)
     assert attempts == [1]
 
 
@@ -169,7 +169,7 @@ def test_with_retries_counts_the_first_call() -> None:
 
     with pytest.raises(RuntimeError, match="fail 3"):
         with_retries(
-            RetryPolicy(max_attempts=3, **FAST), fn, lambda a, e: retried.append((a, str(e)))
+            [RetryPolicy(max_attempts=3, **FAST)], fn, lambda a, e: retried.append((a, str(e)))
         )
     assert attempts == [1, 2, 3]
     assert retried == [(2, "fail 1"), (3, "fail 2")]
@@ -184,28 +184,28 @@ def test_with_retries_succeeds_after_failures() -> None:
             raise ConnectionError("flaky")
         return "ok"
 
-    assert with_retries(RetryPolicy(**FAST), fn) == "ok"
+    assert with_retries([RetryPolicy(**FAST)], fn) == "ok"
     assert attempts == [1, 2, 3]
 
 
 def test_with_retries_max_attempts_one_means_no_retry() -> None:
     flaky = Flaky(1, RuntimeError("x"), "ok")
     with pytest.raises(RuntimeError):
-        with_retries(RetryPolicy(max_attempts=1, **FAST), lambda n: flaky())
+        with_retries([RetryPolicy(max_attempts=1, **FAST)], lambda n: flaky())
     assert flaky.calls == 1
 
 
 def test_with_retries_does_not_retry_excluded_errors() -> None:
     flaky = Flaky(1, ValueError("bad input"), "ok")
     with pytest.raises(ValueError):
-        with_retries(RetryPolicy(**FAST), lambda n: flaky())
+        with_retries([RetryPolicy(**FAST)], lambda n: flaky())
     assert flaky.calls == 1
 
 
 def test_with_retries_does_not_retry_base_exceptions() -> None:
     flaky = Flaky(1, KeyboardInterrupt(), "ok")
     with pytest.raises(KeyboardInterrupt):
-        with_retries(RetryPolicy(retry_on=lambda e: True, **FAST), lambda n: flaky())
+        with_retries([RetryPolicy(retry_on=lambda e: True, **FAST)], lambda n: flaky())
     assert flaky.calls == 1
 
 
@@ -214,8 +214,29 @@ def test_with_retries_waits_follow_the_policy(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(_runner.time, "sleep", waits.append)
     flaky = Flaky(3, RuntimeError("x"), "ok")
     policy = RetryPolicy(initial_interval=0.5, backoff_factor=2.0, max_attempts=4, jitter=False)
-    assert with_retries(policy, lambda n: flaky()) == "ok"
+    assert with_retries([policy], lambda n: flaky()) == "ok"
     assert waits == [0.5, 1.0, 2.0]
+
+
+def test_with_retries_takes_the_first_policy_that_matches(monkeypatch: pytest.MonkeyPatch) -> None:
+    waits: list[float] = []
+    monkeypatch.setattr(_runner.time, "sleep", waits.append)
+    policies = [
+        RetryPolicy(retry_on=KeyError, max_attempts=2, initial_interval=1.0, jitter=False),
+        RetryPolicy(retry_on=Exception, max_attempts=4, initial_interval=3.0, jitter=False),
+    ]
+    flaky = Flaky(3, RuntimeError("x"), "ok")  # matches only the second policy
+    assert with_retries(policies, lambda n: flaky()) == "ok"
+    assert flaky.calls == 4 and waits[0] == 3.0
+    waits.clear()
+    keys = Flaky(5, KeyError("k"), "ok")  # the first matches: it allows two attempts
+    with pytest.raises(KeyError):
+        with_retries(policies, lambda n: keys())
+    assert keys.calls == 2 and waits == [1.0]
+    nothing = Flaky(5, KeyboardInterrupt(), "ok")
+    with pytest.raises(KeyboardInterrupt):
+        with_retries(policies, lambda n: nothing())
+    assert nothing.calls == 1
 
 
 # -- node retries --------------------------------------------------------------------------
@@ -568,3 +589,46 @@ def test_contextvars_reach_async_nodes_run_by_sync_invoke_inside_an_event_loop()
         return app.invoke({"log": []}, context={"user": "u2"})
 
     assert asyncio.run(main()) == {"log": ["via-invoke", "via-invoke/u2"]}
+
+
+# -- a list of retry policies, as LangGraph takes them ---------------------------------------
+
+
+def _policies(api: Api) -> list[Any]:
+    return [
+        api.RetryPolicy(retry_on=KeyError, max_attempts=2, initial_interval=0.0, jitter=False),
+        api.RetryPolicy(retry_on=RuntimeError, max_attempts=4, initial_interval=0.0, jitter=False),
+    ]
+
+
+def test_a_node_with_a_list_of_policies_retries_by_the_first_that_matches(api: Api) -> None:
+    flaky = Flaky(3, RuntimeError("transient"), {"log": ["done"]})
+    keys = Flaky(3, KeyError("gone"), {"log": ["never"]})
+    for fn, expected in ((flaky, 4), (keys, 2)):
+        g = api.StateGraph(State)
+        g.add_node("work", lambda s, fn=fn: fn(), retry_policy=_policies(api))
+        g.add_edge(api.START, "work")
+        app = g.compile()
+        if fn is flaky:
+            assert app.invoke({"log": []}) == {"log": ["done"]}
+        else:
+            with pytest.raises(KeyError):
+                app.invoke({"log": []})
+        assert fn.calls == expected
+
+
+def test_tasks_and_entrypoints_take_a_list_of_policies(api: Api) -> None:
+    flaky = Flaky(3, RuntimeError("transient"), 7)
+    entry = Flaky(1, RuntimeError("transient"), None)
+
+    @api.task(retry_policy=_policies(api))
+    def fetch() -> int:
+        return int(flaky())
+
+    @api.entrypoint(checkpointer=api.InMemorySaver(), retry_policy=_policies(api))
+    def main(x: int) -> int:
+        entry()
+        return fetch().result() + x
+
+    assert main.invoke(1, {"configurable": {"thread_id": "t"}}) == 8
+    assert flaky.calls == 4 and entry.calls == 2

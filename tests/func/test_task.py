@@ -491,3 +491,62 @@ def test_a_retried_task_streams_its_result_once(api: Api) -> None:
     g.add_node("node", lambda s: {"log": [flaky().result()]})
     g.add_edge(api.START, "node")
     assert list(g.compile().stream({"log": []})) == [{"flaky": "ok"}, {"node": {"log": ["ok"]}}]
+
+
+# -- the journal under encryption, and results that cannot be journaled ---------------------
+
+
+def test_tasks_replay_under_an_encrypting_serializer() -> None:
+    # Bug 2: the argument hash was taken over ciphertext (random nonce), so every replay of
+    # a @task raised NondeterminismError.
+    from tether.serde import EncryptedSerializer, default_serializer
+
+    serde = EncryptedSerializer(default_serializer(), {"k": bytes(range(32))}, "k")
+    runs: Counter[str] = Counter()
+
+    @task
+    def charge(amount: int, memo: dict[str, Any]) -> int:
+        runs["charge"] += 1
+        return amount * 2
+
+    def node(state: S) -> dict[str, Any]:
+        paid = charge(21, {"for": "x"}).result()
+        return {"log": [paid, interrupt("ok?")]}
+
+    app = one_node(node, InMemorySaver(serde=serde))
+    app.invoke({"log": []}, cfg())
+    assert app.invoke(Command(resume="yes"), cfg()) == {"log": [42, "yes"]}
+    assert runs["charge"] == 1
+
+
+class _Unstorable:
+    pass
+
+
+@pytest.mark.parametrize("awaited", [False, True])
+def test_a_task_result_that_cannot_be_journaled_fails_the_run_naming_the_task(
+    awaited: bool,
+) -> None:
+    # Bug 3: an un-awaited task's journal error was swallowed, and the side effect ran again
+    # on every resume.
+    effects: Counter[str] = Counter()
+
+    @task
+    def side_effect() -> _Unstorable:
+        effects["sent"] += 1
+        return _Unstorable()
+
+    def node(state: S) -> dict[str, Any]:
+        future = side_effect()
+        if awaited:
+            try:
+                future.result()
+            except tether.SerializationError:
+                pass  # the node swallows it: the run must fail all the same
+        return {"log": [interrupt("continue?")]}
+
+    app = one_node(node)
+    with pytest.raises(tether.SerializationError, match=r"@task 'side_effect'.*cannot be journal"):
+        app.invoke({"log": []}, cfg())
+    assert effects["sent"] == 1
+    assert app.get_state(cfg()).interrupts == ()  # the run did not pause as if all was well

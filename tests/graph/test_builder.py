@@ -110,12 +110,14 @@ def test_pydantic_schema_nodes_get_a_model() -> None:
     assert out["count"] == 7
 
 
-def test_non_schema_class_is_a_graph_error() -> None:
+def test_a_class_without_annotated_keys_is_a_graph_error() -> None:
     class NotASchema:
-        x: int
+        x = 1
 
-    with pytest.raises(GraphError, match="TypedDict, dataclass or pydantic"):
+    with pytest.raises(GraphError, match="TypedDict, dataclass, pydantic model or a class"):
         StateGraph(NotASchema)
+    with pytest.raises(GraphError, match="TypedDict, dataclass, pydantic model or a class"):
+        StateGraph(int)
 
 
 def test_reducer_operator_add_and_last_value() -> None:
@@ -806,9 +808,10 @@ def test_compile_passes_the_store_through_untouched() -> None:
     assert g.compile().invoke({})["log"] == [False]
 
 
-def test_add_node_refuses_a_list_of_retry_policies_by_name() -> None:
+def test_add_node_refuses_what_is_not_a_retry_policy_by_name() -> None:
     from tether import RetryPolicy
 
     g = StateGraph(State)
-    with pytest.raises(GraphError, match="'a': retry_policy must be one RetryPolicy"):
-        g.add_node("a", _append("a"), retry_policy=[RetryPolicy()])  # type: ignore[arg-type]
+    for bad in ([], [RetryPolicy(), "x"], "policy"):
+        with pytest.raises(GraphError, match="'a': retry_policy must be a RetryPolicy"):
+            g.add_node("a", _append("a"), retry_policy=bad)  # type: ignore[arg-type]

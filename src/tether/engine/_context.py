@@ -71,7 +71,8 @@ class Runtime(Generic[ContextT]):
     stream_writer: StreamWriter = field(default=no_op_writer)
     """Emits a chunk to ``stream_mode="custom"``; a no-op when that mode is not streamed."""
     heartbeat: Callable[[], None] = field(default=_no_op_heartbeat)
-    """A no-op: tether has no idle timeouts to refresh. Leases are renewed by the engine."""
+    """Report progress: refreshes the ``idle_timeout`` of the node's (or task's)
+    ``TimeoutPolicy``; a no-op without one. Leases are renewed by the engine, not by this."""
     previous: Any = None
     """The functional API's value saved by the thread's last run; None in graph nodes."""
     execution_info: ExecutionInfo | None = None
@@ -127,7 +128,8 @@ def runtime_of(ctx: TaskContext) -> Runtime[Any]:
     return Runtime(
         context=run.context,
         store=run.store,
-        stream_writer=run.stream or no_op_writer,
+        stream_writer=ctx.stream_writer() or no_op_writer,
+        heartbeat=ctx.clock.heartbeat if ctx.clock is not None else _no_op_heartbeat,
         previous=ctx.previous,
         execution_info=ExecutionInfo(
             checkpoint_id=run.checkpoint_id,

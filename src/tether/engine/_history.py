@@ -19,6 +19,7 @@ from tether.checkpoint._base import CheckpointRow, ValueRow
 from tether.checkpoint._body import decode_body
 from tether.checkpoint._saver import Saver
 from tether.engine._loop import checkpoint_id_of, thread_id_of
+from tether.engine._results import attach_step_results
 from tether.engine._spec import Channel, GraphSpec
 from tether.engine._status import collect_logs
 from tether.engine._store import (
@@ -61,10 +62,16 @@ class _ValueReader:
         self.saver = saver
         self.thread_id = thread_id
         self.chains: dict[str, _Chain] = {}
+        self.page_rows: dict[tuple[str, int], ValueRow] = {}
+        """The value rows read for the page being loaded (and the chains kept from before):
+        they hold the writes of the page's one-task steps (engine/_results.py)."""
 
     def read(self, wanted: list[Mapping[str, int]]) -> list[dict[str, Any]]:
         """For each checkpoint's ``{channel: version}``, its values (same order)."""
         out: list[dict[str, Any]] = [{} for _ in wanted]
+        self.page_rows = {
+            (name, r.version): r for name, chain in self.chains.items() for r in chain.rows
+        }
         pending: dict[str, dict[int, list[int]]] = {}  # channel -> version -> checkpoints
         for i, versions in enumerate(wanted):
             for name, version in versions.items():
@@ -97,6 +104,7 @@ class _ValueReader:
             return
         for name, rows in self.saver.get_values(self.thread_id, versions).items():
             chain = self.chains[name] = _Chain(rows)
+            self.page_rows.update(((name, r.version), r) for r in rows)
             if versions[name] not in chain.position:  # else the loop in read() never ends
                 raise CheckpointError(
                     f"thread {self.thread_id!r}: the saver returned a chain for state key "
@@ -214,17 +222,22 @@ def _history(
 ) -> Iterator[StateSnapshot]:
     reader = _ValueReader(spec, saver, thread_id)
     page: list[tuple[ThreadState, dict[str, int]]] = []
+    newer: ThreadState | None = None  # the last of the page before, whose parent may open this
     for row in _matching(saver, thread_id, rows, filter, limit):
         state = ThreadState(spec, saver, thread_id)
         page.append((state, state.apply_body(row)))
         if len(page) == PAGE:
-            yield from _snapshots(reader, saver, page)
+            yield from _snapshots(reader, saver, page, newer)
+            newer = page[-1][0]
             page = []
-    yield from _snapshots(reader, saver, page)
+    yield from _snapshots(reader, saver, page, newer)
 
 
 def _snapshots(
-    reader: _ValueReader, saver: Saver, page: list[tuple[ThreadState, dict[str, int]]]
+    reader: _ValueReader,
+    saver: Saver,
+    page: list[tuple[ThreadState, dict[str, int]]],
+    newer: ThreadState | None,
 ) -> Iterator[StateSnapshot]:
     if not page:
         return
@@ -236,5 +249,9 @@ def _snapshots(
     task_ids = [t.id for state, _ in page for t in state.tasks]
     rows = saver.get_writes(reader.thread_id, task_ids) if task_ids else []
     logs = collect_logs(saver.serde, rows, reader.thread_id)
-    for state, _ in page:
-        yield snapshot(state, saver, logs)
+    states = [state for state, _ in page]
+    # a one-task step's writes are shown by the commit after it (see engine/_results.py)
+    around = [newer, *states] if newer is not None else states
+    attach_step_results(saver, reader.thread_id, around, logs, reader.page_rows)
+    for state in states:
+        yield snapshot(state, saver, logs, live=False)

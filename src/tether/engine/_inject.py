@@ -95,7 +95,7 @@ def unbound(
 
 _VALUES: dict[str, Callable[[TaskContext], Any]] = {
     "config": config_of,
-    "writer": lambda ctx: ctx.run.stream or no_op_writer,
+    "writer": lambda ctx: ctx.stream_writer() or no_op_writer,
     "store": lambda ctx: ctx.run.store,
     "runtime": runtime_of,
     "previous": lambda ctx: ctx.previous,

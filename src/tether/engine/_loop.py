@@ -12,10 +12,10 @@ import functools
 import queue
 import uuid
 import warnings
-from collections.abc import Collection, Generator, Iterator
+from collections.abc import Collection, Generator, Iterator, Sequence
 from typing import Any
 
-from tether.checkpoint._base import WriteRow
+from tether.checkpoint._base import ValueRow, WriteRow
 from tether.checkpoint._lease import Fence, Owner
 from tether.checkpoint._saver import Saver
 from tether.engine._claim import claim_thread, release_lease
@@ -30,11 +30,13 @@ from tether.engine._planner import (
     apply_writes,
     assign_ids,
     goto_triggers,
+    is_state_object,
     normalize_output,
     plan_next,
     with_managed,
 )
 from tether.engine._report import Reporter
+from tether.engine._results import writes_to_record
 from tether.engine._resume import match_answers
 from tether.engine._runner import Outcome, evaluate_branches, run_step
 from tether.engine._runtime import RunContext, TaskContext
@@ -83,6 +85,32 @@ def checkpoint_id_of(config: dict[str, Any] | None) -> str | None:
     return str(cid) if cid is not None else None
 
 
+def run_breakpoints(
+    spec: GraphSpec, saver: Saver | None, what: str, names: Any, compiled: frozenset[str]
+) -> frozenset[str]:
+    """The breakpoints of one run: those given to ``invoke``/``stream`` (node names, or "*"
+    for all) replace the compiled ones; None keeps them."""
+    if names is None:
+        return compiled
+    if not names:
+        return frozenset()
+    if saver is None:
+        raise ConfigError(
+            f"{what} needs a checkpointer to remember where the run stopped: compile the "
+            "graph with compile(checkpointer=...) and pass a thread_id"
+        )
+    if names == "*":
+        return frozenset(spec.nodes)
+    listed = [names] if isinstance(names, str) else list(names)
+    unknown = [n for n in listed if n not in spec.nodes]
+    if unknown:
+        raise ConfigError(
+            f"{what} names node {unknown[0]!r}, which is not in the graph "
+            f"(known nodes: {sorted(spec.nodes)})"
+        )
+    return frozenset(listed)
+
+
 class Run:
     """One invoke/stream call on one thread. Iterate ``events()``; afterwards ``values`` and
     ``interrupts`` hold the result."""
@@ -101,6 +129,8 @@ class Run:
         loop: Any = None,
         context: Any = None,
         store: Any = None,
+        interrupt_before: Any = None,
+        interrupt_after: Any = None,
     ) -> None:
         """``modes``: the stream modes asked for; events only they need are built only for
         them (see engine/_events.py and engine/_tokens.py)."""
@@ -145,6 +175,15 @@ class Run:
         self.answered: dict[str, str] = {}
         self.metrics = RunMetrics(self.run_id)
         self.steps_done = 0
+        self.interrupt_before = run_breakpoints(
+            spec, saver, "interrupt_before", interrupt_before, spec.interrupt_before
+        )
+        self.interrupt_after = run_breakpoints(
+            spec, saver, "interrupt_after", interrupt_after, spec.interrupt_after
+        )
+        self.continuing = False
+        """Whether this run continues the thread (input None or a Command on a thread that
+        exists) rather than starting it anew."""
         self.start_writes = self._check_input(input)
         self.state: ThreadState | None = None
         self.ctx = RunContext(
@@ -241,25 +280,34 @@ class Run:
         writes: list[WriteRow] | None = None,
         *,
         last: bool = False,
+        durable: bool | None = None,
+        outputs: Sequence[tuple[PlannedTask, TaskOutput]] = (),
+        before: dict[str, Any] | None = None,
     ) -> None:
+        """Commit ``state``. ``outputs``: the task of a one-task step, whose writes are kept
+        for history (``before``: the values of the keys it wrote, before it) by
+        engine/_results.py; encoded after the state, so a value that cannot be stored is
+        named by its key."""
         sizes: list[int] = []
         payloads: list[dict[str, Any]] = []
 
-        def metrics_row(nbytes: int) -> list[WriteRow]:
+        def extra_rows(nbytes: int, stored: list[ValueRow]) -> list[WriteRow]:
             sizes.append(nbytes)
-            if not last:
-                return []
-            payloads.append(self._metrics_payload(pending_bytes=nbytes))
-            return [self._metrics_row(payloads[0])]
+            held = {v.channel: v for v in stored}
+            rows = self._output_rows(outputs, (held, before or {}))
+            if last:
+                payloads.append(self._metrics_payload(pending_bytes=nbytes))
+                rows.append(self._metrics_row(payloads[0]))
+            return rows
 
         self.ctx.check_lease()
         try:
             state.commit(
                 source=source,
                 fence=self.fence,
-                durable=self.durable,
+                durable=self.durable if durable is None else durable,
                 writes=writes,
-                extra_writes=metrics_row,
+                extra_writes=extra_rows,
             )
         except LeaseLostError as exc:
             self.ctx.lose(exc)
@@ -335,42 +383,66 @@ class Run:
     def _run(self, state: ThreadState) -> Iterator[tuple[str, Any]]:
         self.state = state
         inp = self.input
-        at_head = state.head is None or state.checkpoint_id == state.head.checkpoint_id
         logs: dict[str, TaskLog] = {}
-        if isinstance(inp, Command) and inp.has_resume:
-            if not at_head:
-                raise InterruptError(
-                    f"Command(resume=...) applies to the head of thread {self.thread_id!r}; "
-                    "drop checkpoint_id from the config to resume"
-                )
-            logs = self._load_logs(state)
-            self._apply_resume(state, inp.resume, logs)
-            self.metrics.kind = "resume"
-        elif inp is None:
-            if not state.exists:
-                raise EmptyInputError(
-                    f"thread {self.thread_id!r} has no checkpoint to continue from; "
-                    "pass an input to start it"
-                )
-            if not at_head:
-                self._fork(state)
-            else:
-                logs = self._load_logs(state)
-                for log in logs.values():
-                    log.forget_raised()
-                statuses = [logs.get(t.id, TaskLog()).status for t in state.tasks]
-                if "runnable" in statuses:
-                    self.metrics.kind = "recovery"
-                    self.metrics.tasks_rerun = statuses.count("runnable")
-                    self.metrics.tasks_reused = statuses.count("done")
-                else:
-                    self.metrics.kind = "continue"
+        if inp is None or (isinstance(inp, Command) and (state.exists or inp.has_resume)):
+            self.continuing = True
+            logs = self._continue(state)
         else:
             assert self.start_writes is not None
             self._start(state, self.start_writes)
         self.values = state.output_values()
         yield "values", self.values
         yield from self._steps(state, logs)
+
+    def _continue(self, state: ThreadState) -> dict[str, TaskLog]:
+        """Continue the thread where it stopped, with ``None`` or a Command: its answers
+        (resume), state writes (update) and added nodes (goto) are stored before the pending
+        tasks run again, as LangGraph applies them. A task that paused runs again too, so an
+        ``interrupt()`` nobody answered asks anew, from the state as it is now."""
+        cmd = self.input if isinstance(self.input, Command) else None
+        resume = cmd is not None and cmd.has_resume
+        if not state.exists:
+            if resume:
+                raise InterruptError(
+                    f"thread {self.thread_id!r} does not exist, so there is nothing to "
+                    "resume; start it with an input first"
+                )
+            raise EmptyInputError(
+                f"thread {self.thread_id!r} has no checkpoint to continue from; "
+                "pass an input to start it"
+            )
+        at_head = state.head is None or state.checkpoint_id == state.head.checkpoint_id
+        if resume and not at_head:
+            raise InterruptError(
+                f"Command(resume=...) applies to the head of thread {self.thread_id!r}; "
+                "drop checkpoint_id from the config to resume"
+            )
+        logs = self._load_logs(state) if at_head else {}
+        rows = self._answers(state, cmd.resume, logs) if cmd is not None and resume else []
+        self._count_continue(state, logs, resume)
+        for log in logs.values():
+            log.forget_unanswered()
+        if not at_head:
+            self._fork(state, self.start_writes)
+        elif self.start_writes is not None:
+            self._apply_command(state, self.start_writes, rows)
+        elif rows:
+            assert self.saver is not None
+            # A human's answer cannot be recomputed: durable in every mode, like a @task result.
+            self._put(rows, durable=True)
+        return logs
+
+    def _count_continue(self, state: ThreadState, logs: dict[str, TaskLog], resume: bool) -> None:
+        if resume:
+            self.metrics.kind = "resume"
+            return
+        statuses = [logs.get(t.id, TaskLog()).status for t in state.tasks]
+        if "runnable" in statuses:
+            self.metrics.kind = "recovery"
+            self.metrics.tasks_rerun = statuses.count("runnable")
+            self.metrics.tasks_reused = statuses.count("done")
+        else:
+            self.metrics.kind = "continue"
 
     def _load_logs(self, state: ThreadState) -> dict[str, TaskLog]:
         if self.saver is None or not state.tasks:
@@ -380,7 +452,8 @@ class Run:
 
     def _check_input(self, inp: Any) -> TaskOutput | None:
         """Everything about the input that can be checked without the thread, checked before
-        the run claims it or writes anything. Returns new input as START's writes."""
+        the run claims it or writes anything. Returns what the input writes (new input as
+        START's writes, a Command's update and goto), or None when it writes nothing."""
         resume = isinstance(inp, Command) and inp.has_resume
         if isinstance(inp, Command) and not resume and inp.update is None and not inp.goto:
             raise EmptyInputError(
@@ -395,22 +468,21 @@ class Run:
                 f"{what} continues a saved thread, and this graph has no checkpointer: "
                 "compile it with compile(checkpointer=...) and pass a thread_id"
             )
-        if resume:
-            assert isinstance(inp, Command)
-            if inp.update is not None or inp.goto_targets():
-                raise InterruptError(
-                    "Command(resume=...) cannot be combined with update or goto; resume first, "
-                    "then update the state with update_state()"
-                )
-            return None
         if inp is None:
             return None
-        if not isinstance(inp, Command | dict) and not self.spec.schema.is_instance(inp):
+        if isinstance(inp, Command):
+            if inp.update is None and not inp.goto_targets():
+                return None
+            # on a thread that exists any state key may be written, as with update_state
+            return normalize_output(self.spec, START, inp, keys=self.spec.channels.keys())
+        if not isinstance(inp, dict) and not is_state_object(inp):
             raise InvalidUpdateError(
-                f"input must be a dict of state keys or a Command, got "
-                f"{type(inp).__name__} {inp!r:.80}"
+                f"input must be a dict of state keys, an instance of the input schema or a "
+                f"Command, got {type(inp).__name__} {inp!r:.80}"
             )
-        out = normalize_output(self.spec, START, inp)
+        return self._input_keys_only(normalize_output(self.spec, START, inp))
+
+    def _input_keys_only(self, out: TaskOutput) -> TaskOutput:
         extra = [k for k, _ in out.writes if k not in self.spec.input_keys]
         if extra:
             message = (
@@ -422,7 +494,7 @@ class Run:
             warnings.warn(
                 f"{message}. Dropped (the graph was compiled with strict=False).",
                 DroppedUpdateWarning,
-                stacklevel=5,
+                stacklevel=6,
             )
             out.writes = [(k, v) for k, v in out.writes if k in self.spec.input_keys]
         return out
@@ -430,6 +502,8 @@ class Run:
     def _start(self, state: ThreadState, out: TaskOutput) -> None:
         """New input: fold it in as START's writes and plan START's successors. Pending work
         of an earlier run (an unanswered interrupt, a failed step) is abandoned."""
+        if isinstance(self.input, Command):
+            out = self._input_keys_only(out)
         start = PlannedTask("", START, 0, False)
         per_key = apply_writes(self.spec, state.values, [(start, out)])
         state.record(per_key)
@@ -448,33 +522,53 @@ class Run:
         state.plan(assign_ids(self.thread_id, cid, triggers), cid)
         self._commit(state, "input")
 
-    def _fork(self, state: ThreadState) -> None:
-        """Time travel: replay from an older checkpoint as a new branch."""
+    def _fork(self, state: ThreadState, out: TaskOutput | None) -> None:
+        """Time travel: replay from an older checkpoint as a new branch, with the writes of
+        the Command given, if any."""
         cid = new_checkpoint_id()
         triggers = [Trigger(t.node, t.is_send, t.index, t.arg) for t in state.tasks]
         state.checkpoint_id = cid
         state.tasks = assign_ids(self.thread_id, cid, triggers)
+        if out is not None:
+            self._fold_command(state, out, cid)
         self._commit(state, "fork")
 
-    def _apply_resume(self, state: ThreadState, resume: Any, logs: dict[str, TaskLog]) -> None:
-        if not state.exists:
-            raise InterruptError(
-                f"thread {self.thread_id!r} does not exist, so there is nothing to resume; "
-                "start it with an input first"
-            )
+    def _apply_command(self, state: ThreadState, out: TaskOutput, rows: list[WriteRow]) -> None:
+        """A Command's update and goto on the thread's head, stored with its answers as a
+        checkpoint of their own. The pending tasks keep their ids and step, so their
+        interrupts, answers and @task journals still apply."""
+        cid = new_checkpoint_id()
+        self._fold_command(state, out, cid)
+        state.checkpoint_id = cid
+        self._commit(state, "update", rows, durable=self.durable or bool(rows))
+
+    def _fold_command(self, state: ThreadState, out: TaskOutput, cid: str) -> None:
+        """Fold a Command's update into the state, and add its goto targets to the pending
+        step (a node already pending is not added twice)."""
+        writer = PlannedTask("", START, 0, False)
+        state.record(apply_writes(self.spec, state.values, [(writer, out)]))
+        pending = {t.node for t in state.tasks if not t.is_send}
+        sends = [t.index for t in state.tasks if t.is_send]
+        added = [t for t in goto_triggers(out.goto) if t.is_send or t.node not in pending]
+        first = max(sends, default=-1) + 1
+        added = [Trigger(t.node, True, first + t.index, t.arg) if t.is_send else t for t in added]
+        state.tasks = state.tasks + assign_ids(self.thread_id, cid, added)
+
+    def _answers(self, state: ThreadState, resume: Any, logs: dict[str, TaskLog]) -> list[WriteRow]:
+        """The rows that store a resume's answers (matched to the pending interrupts before
+        anything is written); the answers are in ``logs`` from here on."""
         answers, pending = match_answers(self.thread_id, state.tasks, logs, resume)
         self.answered = {i: pending[i] for i in answers}
         rows = [self._row(pending[i], "resume", i, v) for i, v in answers.items()]
-        # A human's answer cannot be recomputed: durable in every mode, like a @task result.
-        self._put(rows, durable=True)
         for i, v in answers.items():
             logs.setdefault(pending[i], TaskLog()).resumes[i] = v
+        return rows
 
     def _at_breakpoint(self, state: ThreadState, logs: dict[str, TaskLog], first: bool) -> bool:
-        """A static breakpoint before one of the next tasks. A run that continues with
-        ``invoke(None)`` passes the breakpoint it stopped at."""
-        before = self.spec.interrupt_before
-        if not before or (first and self.input is None):
+        """A static breakpoint before one of the next tasks. A run that continues the thread
+        (``None`` or a Command) passes the breakpoint it stopped at."""
+        before = self.interrupt_before
+        if not before or (first and self.continuing):
             return False
         return any(
             t.node in before and logs.get(t.id, TaskLog()).status == "runnable" for t in state.tasks
@@ -505,7 +599,7 @@ class Run:
                 steps += 1
                 self.values = state.output_values()
                 yield "values", self.values
-                if state.tasks and ran & self.spec.interrupt_after:
+                if state.tasks and ran & self.interrupt_after:
                     self.metrics.outcome = "paused"
                     yield from self.report.checkpoint(state, logs)
                     yield "interrupt", Paused(self.values, ())
@@ -599,6 +693,8 @@ class Run:
             out = logs[t.id].output
             assert out is not None
             finished.append((t, out))
+        written = {k for _, out in finished for k, _ in out.writes}
+        before = {k: state.values[k] for k in written if k in state.values}
         per_key = apply_writes(self.spec, state.values, finished)
         state.record(per_key)
         triggers, joins = plan_next(self.spec, finished, state.joins)
@@ -609,10 +705,38 @@ class Run:
         if not triggers:
             self.metrics.outcome = "done"
         if self.durability != "exit":
-            self._commit(state, "loop", last=not triggers)
+            # each task's writes are kept for history (StateSnapshot.tasks[i].result); with
+            # several tasks they were stored as each finished
+            outputs = [] if several else finished
+            self._commit(state, "loop", last=not triggers, outputs=outputs, before=before)
         else:
             self.buffer.clear()
         return True
+
+    def _output_rows(
+        self,
+        finished: Sequence[tuple[PlannedTask, TaskOutput]],
+        commit: tuple[dict[str, ValueRow], dict[str, Any]] | None = None,
+    ) -> list[WriteRow]:
+        """Output rows of finished tasks. ``commit``: the value rows of the commit a
+        one-task step's row rides with, and the written keys' values before it; what they
+        show is not stored twice (engine/_results.py)."""
+        saver = self.saver
+        if saver is None:
+            return []
+        rows = []
+        for task, out in finished:
+            if commit is not None:
+                writes = writes_to_record(self.spec, out.writes, *commit)
+                if writes is None:
+                    continue
+                out = TaskOutput(writes, out.goto)
+            payload = self._encode(
+                f"the writes of node {task.node!r}",
+                functools.partial(encode_output, saver.serde, out),
+            )
+            rows.append(WriteRow(task.id, "output", "", payload))
+        return rows
 
     def _withdrawn_answers(self, failed: list[Outcome], logs: dict[str, TaskLog]) -> list[WriteRow]:
         """A node that raised InvalidAnswerError refused the answers this resume gave it:

@@ -7,7 +7,7 @@ which thread finished first.
 
 from __future__ import annotations
 
-import dataclasses
+import inspect
 import operator
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
@@ -81,17 +81,47 @@ def assign_ids(
 # -- node outputs -------------------------------------------------------------------------
 
 
-def _is_instance(value: Any, cls: Any) -> bool:
-    """isinstance that tolerates TypedDict classes (which refuse instance checks)."""
-    try:
-        return isinstance(value, cls)
-    except TypeError:
+def annotated_keys(cls: type) -> tuple[str, ...]:
+    """The keys a class declares with annotations, along its MRO (base classes first)."""
+    keys: dict[str, None] = {}
+    for base in reversed(cls.__mro__):
+        keys.update(dict.fromkeys(inspect.get_annotations(base)))
+    return tuple(keys)
+
+
+def object_items(value: Any, keys: Iterable[str]) -> list[tuple[str, Any]]:
+    """The writes an object with annotated fields (a dataclass, a pydantic model, a plain
+    class) makes to ``keys``, by LangGraph's rule: every key it has as an attribute, except
+    that a pydantic field left at a default of None is not written. So a returned model
+    writes what it set and its fields whose defaults are not None, and a key it lacks keeps
+    its value."""
+    fields_set = getattr(value, "model_fields_set", None)
+    model_fields = getattr(type(value), "model_fields", None)
+    none_default: set[str] = set()
+    if isinstance(fields_set, set | frozenset) and isinstance(model_fields, dict):
+        none_default = {
+            k for k, f in model_fields.items() if getattr(f, "default", MISSING) is None
+        } - set(fields_set)
+    items = []
+    for key in keys:
+        attr = getattr(value, key, MISSING)
+        if attr is MISSING or (attr is None and key in none_default):
+            continue
+        items.append((key, attr))
+    return items
+
+
+def is_state_object(value: Any) -> bool:
+    """Whether ``value`` writes state as an object with annotated fields (a dataclass or
+    pydantic instance, say) rather than as a mapping or a list of pairs."""
+    if isinstance(value, Mapping | str | bytes | list | tuple):
         return False
+    return bool(annotated_keys(type(value)))
 
 
-def _as_items(node: str, update: Any, schema_cls: Any) -> list[tuple[str, Any]]:
-    """A node's return value as (key, value) writes. A returned schema instance writes all
-    its fields (managed keys among them, which the caller drops)."""
+def _as_items(where: str, update: Any, keys: Iterable[str]) -> list[tuple[str, Any]]:
+    """A return value (or input) as (key, value) writes: a dict's items, a list of pairs, or
+    an annotated object's fields among ``keys`` (see ``object_items``)."""
     if update is None:
         return []
     if isinstance(update, Mapping):
@@ -100,44 +130,43 @@ def _as_items(node: str, update: Any, schema_cls: Any) -> list[tuple[str, Any]]:
         isinstance(i, tuple) and len(i) == 2 and isinstance(i[0], str) for i in update
     ):
         return list(update)
-    if schema_cls is not None and _is_instance(update, schema_cls):
-        if dataclasses.is_dataclass(update) and not isinstance(update, type):
-            return [(f.name, getattr(update, f.name)) for f in dataclasses.fields(update)]
-        dump = getattr(update, "model_dump", None)
-        if callable(dump):
-            return list(update.__dict__.items())
+    if is_state_object(update):
+        return object_items(update, keys)
     raise InvalidUpdateError(
-        f"{node} returned {type(update).__name__} {update!r:.80}; a node must return a dict "
-        "of state updates, a Command, or None"
+        f"{where} returned {type(update).__name__} {update!r:.80}; a node must return a dict "
+        "of state updates, a Command, an instance of the state schema, or None"
     )
 
 
 def normalize_output(
-    spec: GraphSpec, node: str, output: Any, where: str | None = None
+    spec: GraphSpec,
+    node: str,
+    output: Any,
+    where: str | None = None,
+    *,
+    keys: Iterable[str] | None = None,
 ) -> TaskOutput:
     """Validate a node's return value into writes and gotos; nothing unknown gets through.
-    ``where`` names the writer in errors (default: the node, or "the input" for START)."""
+    ``where`` names the writer in errors (default: the node, or "the input" for START);
+    ``keys``, the keys an object's fields are read for (default: the input keys for START,
+    the state keys otherwise)."""
     where = where or (f"node {node!r}" if node != START else "the input")
-    schema_cls = spec.schema.cls
+    if keys is None:
+        keys = spec.input_keys if node == START else spec.channels.keys()
     if isinstance(output, Command):
         if output.has_resume and node != START:
             raise InvalidUpdateError(
                 f"{where} returned Command(resume=...); resume is only valid as run input"
             )
-        items = _as_items(where, output.update, schema_cls)
+        items = _as_items(where, output.update, keys)
         targets = [validate_target(spec, where, t) for t in output.goto_targets()]
         goto = [t for t in targets if t is not None]
         update: Any = output.update
-        instance = output.update is not None and _is_instance(output.update, schema_cls)
     else:
-        items = _as_items(where, output, schema_cls)
+        items = _as_items(where, output, keys)
         goto = []
         update = output
-        instance = output is not None and _is_instance(output, schema_cls)
     channels = spec.channels
-    managed = spec.schema.managed
-    if instance:  # a returned state object carries its managed fields: not writes
-        items = [(k, v) for k, v in items if k not in managed]
     known = [(k, v) for k, v in items if k in channels]
     for key, _ in items:
         if key not in channels:
@@ -239,9 +268,21 @@ def resolve_branch(spec: GraphSpec, branch: Branch, result: Any) -> list[str | S
     return [t for t in out if t != END]
 
 
+def with_defaults(spec: GraphSpec, values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` plus the empty value of each reducer channel never written: as in
+    LangGraph, ``Annotated[list, operator.add]`` reads ``[]`` from the start."""
+    missing = [c for c in spec.channels.values() if c.reducer is not None and c.default is not None]
+    missing = [c for c in missing if c.name not in values]
+    if not missing:
+        return values
+    return {**values, **{c.name: c.default() for c in missing if c.default is not None}}
+
+
 def with_managed(spec: GraphSpec, values: dict[str, Any], remaining: int) -> dict[str, Any]:
-    """The state as nodes and routers read it: ``values`` plus the schema's managed values
-    for a step after which ``remaining`` more steps may run."""
+    """The state as nodes and routers read it: ``values`` with reducer defaults
+    (``with_defaults``), plus the schema's managed values for a step after which
+    ``remaining`` more steps may run."""
+    values = with_defaults(spec, values)
     managed = spec.schema.managed
     if not managed:
         return values

@@ -14,7 +14,7 @@ import queue
 import random
 import threading
 import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
@@ -39,7 +39,8 @@ from tether.engine._runtime import (
 )
 from tether.engine._spec import GraphSpec
 from tether.engine._status import RAISED, TaskLog, output_from_plain, output_to_plain
-from tether.errors import GraphInterrupt, LeaseLostError
+from tether.engine._timeout import AttemptClock, run_timed
+from tether.errors import GraphInterrupt, LeaseLostError, NodeTimeoutError
 from tether.errors import NodeInterrupt as RaisedInterrupt
 from tether.types import Command, Interrupt, RetryPolicy
 
@@ -101,15 +102,21 @@ def call_user(
     args: tuple[Any, ...],
     ctx: TaskContext,
     kwargs: dict[str, Any] | None = None,
+    *,
+    timed: bool = False,
 ) -> Any:
-    """Call ``fn(*args, **kwargs)`` with ``ctx`` as the current task, sync or async alike."""
+    """Call ``fn(*args, **kwargs)`` with ``ctx`` as the current task, sync or async alike;
+    ``timed``: under the timeout of ``ctx.clock`` (async functions only)."""
     kw = kwargs or {}
     if is_async:
+        clock = ctx.clock if timed else None
 
         async def with_context() -> Any:
             token = set_context(ctx)
             undo = enter_langchain(ctx)
             try:
+                if clock is not None:
+                    return await run_timed(fn(*args, **kw), clock, ctx.name)
                 return await fn(*args, **kw)
             finally:
                 if undo is not None:
@@ -128,20 +135,24 @@ def call_user(
 
 
 def with_retries(
-    policy: RetryPolicy | None,
+    policies: Sequence[RetryPolicy],
     attempt_fn: Callable[[int], T],
     on_retry: Callable[[int, BaseException], None] | None = None,
 ) -> T:
-    """Call ``attempt_fn(attempt)`` until it succeeds or the policy gives up. A run that lost
-    its lease is never retried, whatever the policy says: it is fenced and must stop."""
+    """Call ``attempt_fn(attempt)`` until it succeeds or gives up: after an exception the
+    first policy whose ``retry_on`` matches it decides, by its ``max_attempts`` (counting
+    every attempt so far) and its waits; with none matching, the exception is raised. A run
+    that lost its lease is never retried, whatever the policies say: it is fenced and must
+    stop."""
     attempt = 1
     while True:
         try:
             return attempt_fn(attempt)
         except Exception as exc:
-            if isinstance(exc, LeaseLostError) or policy is None:
+            if isinstance(exc, LeaseLostError):
                 raise
-            if attempt >= policy.max_attempts or not policy.should_retry(exc):
+            policy = next((p for p in policies if p.should_retry(exc)), None)
+            if policy is None or attempt >= policy.max_attempts:
                 raise
             attempt += 1
             if on_retry is not None:
@@ -193,17 +204,21 @@ def run_task(
     def attempt(n: int) -> TaskOutput:
         run.check_lease()
         ctx = TaskContext(run, task, log, task.node, "", n, first_attempt_at=started)
+        if node.timeout is not None:
+            ctx.clock = AttemptClock(node.timeout)
         kwargs = inject(node.inject, ctx) if node.inject else None
         try:
-            result = call_user(node.fn, node.is_async, (node_input,), ctx, kwargs)
-        finally:
-            # @task calls the node started but did not wait for still get journaled before
-            # the step ends, so a pause or a retry never repeats their side effects.
-            for fut in ctx.futures:
-                try:
-                    fut.result()
-                except BaseException:  # the node saw (or ignored) it; nothing to add here
-                    pass
+            result = call_user(node.fn, node.is_async, (node_input,), ctx, kwargs, timed=True)
+        except NodeTimeoutError:
+            # its @task calls still running keep going and are journaled when they finish; a
+            # retry that makes the same call joins it (func/_task.py), so none runs twice
+            raise
+        except BaseException as exc:
+            _settle(ctx.futures)
+            _raise_unjournaled(ctx, exc)
+            raise
+        _settle(ctx.futures)
+        _raise_unjournaled(ctx, None)
         if messages is not None:
             messages.returned(ctx, result)
         out = normalize_output(spec, task.node, result)
@@ -233,6 +248,23 @@ def run_task(
     except Exception as exc:
         return Outcome(task, "failed", error=exc)
     return Outcome(task, "done", output=output)
+
+
+def _settle(futures: list[Any]) -> None:
+    """Wait for the @task calls a node started and did not wait for: they are journaled
+    before the step ends, so a pause or a retry never repeats their side effects."""
+    for fut in futures:
+        try:
+            fut.result()
+        except BaseException:  # the node saw (or ignored) it; nothing to add here
+            pass
+
+
+def _raise_unjournaled(ctx: TaskContext, raised: BaseException | None) -> None:
+    """A @task whose result could not be journaled fails its node, awaited or not, and
+    before a pause is stored: otherwise its side effect would run again on resume."""
+    if ctx.unjournaled and ctx.unjournaled[0] is not raised:
+        raise ctx.unjournaled[0] from raised
 
 
 def _raised_interrupt(

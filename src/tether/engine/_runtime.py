@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from tether.checkpoint._base import WriteRow
 from tether.engine._planner import PlannedTask
 from tether.engine._status import TaskLog
+from tether.engine._timeout import AttemptClock
 from tether.errors import GraphInterrupt, InterruptError, LeaseLostError, TaskCallError
 from tether.serde import Serializer
 from tether.types import Interrupt
@@ -109,6 +110,27 @@ class TaskContext:
     first_attempt_at: float | None = None
     message_id: str = ""
     """The id ``stream_token()`` gives this call's tokens by default (set on first use)."""
+    clock: AttemptClock | None = None
+    """The timeout clock of this attempt, when it has a ``TimeoutPolicy``."""
+    unjournaled: list[BaseException] = field(default_factory=list)
+    """Errors of ``@task`` calls whose result could not be journaled (shared with the
+    calls' contexts): they fail the node even if it never waited for them."""
+
+    def stream_writer(self) -> Callable[[Any], None] | None:
+        """The run's writer for ``stream_mode="custom"`` (None when that is not streamed); a
+        timed attempt's writes count as its progress and stop once it has timed out."""
+        write, clock = self.run.stream, self.clock
+        if clock is None:
+            return write
+
+        def timed(chunk: Any) -> None:
+            if clock.closed:
+                return
+            clock.progress()
+            if write is not None:
+                write(chunk)
+
+        return timed
 
     @property
     def position(self) -> str:
@@ -138,6 +160,7 @@ class TaskContext:
             1,
             futures=self.futures,
             previous=self.previous,
+            unjournaled=self.unjournaled,
         )
 
 
@@ -231,4 +254,4 @@ def get_stream_writer() -> Callable[[Any], None]:
     ctx = _CURRENT.get()
     if ctx is None:
         raise TaskCallError("get_stream_writer() was called outside a running node")
-    return ctx.run.stream or _no_writer
+    return ctx.stream_writer() or _no_writer

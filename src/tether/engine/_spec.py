@@ -6,11 +6,12 @@ The builder produces it once at ``compile``; the planner and the loop only read 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tether.types import CachePolicy, RetryPolicy
+from tether.errors import ConfigError, GraphError
+from tether.types import CachePolicy, RetryPolicy, TimeoutPolicy
 
 
 def is_async_callable(fn: Callable[..., Any]) -> bool:
@@ -18,6 +19,21 @@ def is_async_callable(fn: Callable[..., Any]) -> bool:
         return True
     call = getattr(fn, "__call__", None)  # noqa: B004
     return call is not None and inspect.iscoroutinefunction(call)
+
+
+def retry_policies(value: Any, what: str) -> tuple[RetryPolicy, ...]:
+    """``retry_policy=`` as ``add_node``, ``@task`` and ``@entrypoint`` take it: one
+    RetryPolicy or a sequence of them, of which (as in LangGraph) the first whose ``retry_on``
+    matches an exception applies."""
+    if value is None:
+        return ()
+    if isinstance(value, RetryPolicy):
+        return (value,)
+    if isinstance(value, Sequence) and value and all(isinstance(p, RetryPolicy) for p in value):
+        return tuple(value)
+    raise GraphError(
+        f"{what}: retry_policy must be a RetryPolicy or a non-empty list of them, got {value!r:.80}"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,20 +52,23 @@ class Schema:
 
     cls: Any
     channels: dict[str, Channel]
-    kind: str  # "typeddict" | "dataclass" | "pydantic" | "dict"
+    kind: str  # "typeddict" | "dataclass" | "pydantic" | "class" | "dict"
     managed: dict[str, Callable[[int], Any]] = field(default_factory=dict)
     """Keys computed per step from the steps remaining (``RemainingSteps``), never stored."""
-
-    def is_instance(self, value: Any) -> bool:
-        """True for an instance of a dataclass or pydantic schema (TypedDicts have none)."""
-        return self.kind in ("dataclass", "pydantic") and isinstance(value, self.cls)
 
     def keys(self) -> frozenset[str]:
         return frozenset(self.channels)
 
+    @property
+    def builds_instances(self) -> bool:
+        """Whether nodes receive the state as an instance of ``cls`` (dataclass, pydantic)
+        rather than as a dict (TypedDict, plain annotated class)."""
+        return self.kind in ("dataclass", "pydantic")
+
     def to_input(self, values: dict[str, Any]) -> Any:
-        """The object a node receives: a dict for TypedDicts, an instance otherwise."""
-        if self.kind == "typeddict" or self.kind == "dict":
+        """The object a node receives: a dict for TypedDicts and plain classes, an instance
+        of the dataclass or pydantic model otherwise."""
+        if not self.builds_instances:
             return dict(values)
         known = {k: v for k, v in values.items() if k in self.channels or k in self.managed}
         return self.cls(**known)
@@ -63,10 +82,28 @@ class NodeSpec:
     fn: Callable[..., Any]
     inject: tuple[str, ...]
     is_async: bool
-    retry: RetryPolicy | None = None
+    retry: tuple[RetryPolicy, ...] = ()
+    """Tried in order after an exception: the first whose ``retry_on`` matches applies."""
     defer: bool = False
     """Run only once nothing else is left to run (``add_node(..., defer=True)``)."""
     cache_policy: CachePolicy | None = None
+    timeout: TimeoutPolicy | None = None
+    """Per attempt, for async nodes (``add_node(..., timeout=...)``, coerced)."""
+
+
+def timeout_policy(value: Any, what: str, is_async: bool) -> TimeoutPolicy | None:
+    """``timeout=`` as ``add_node``, ``@task`` and ``@entrypoint`` take it (seconds, a
+    timedelta or a TimeoutPolicy), checked: only async functions can be cancelled."""
+    try:
+        policy = TimeoutPolicy.coerce(value)
+    except ConfigError as exc:
+        raise GraphError(f"{what}: {exc}") from None
+    if policy is not None and not is_async:
+        raise GraphError(
+            f"{what} is sync, and timeouts need an async function: sync Python cannot be "
+            "cancelled in-process. Make it `async def`, or drop timeout="
+        )
+    return policy
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +136,10 @@ class GraphSpec:
     branches: dict[str, tuple[Branch, ...]]
     joins: tuple[Join, ...]
     joins_by_source: dict[str, tuple[Join, ...]] = field(default_factory=dict)
+    input_schema: Schema | None = None
+    """The ``input_schema`` given to ``StateGraph``; None: the state schema."""
+    output_schema: Schema | None = None
+    """The ``output_schema`` given to ``StateGraph``; None: the state schema."""
     interrupt_before: frozenset[str] = frozenset()
     interrupt_after: frozenset[str] = frozenset()
     strict: bool = True

@@ -37,6 +37,9 @@ class TaskLog:
     positions: dict[str, str] = field(default_factory=dict)
     resumes: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    running: dict[str, tuple[str, str, Any]] = field(default_factory=dict)
+    """``@task`` calls started in this run and not journaled yet: (name, argument hash,
+    future) by call key. Never stored."""
 
     @property
     def status(self) -> Status:
@@ -46,12 +49,12 @@ class TaskLog:
             return "paused"
         return "runnable"
 
-    def forget_raised(self) -> None:
-        """Drop an unanswered pause the node raised: a run that continues with ``None`` runs
-        the node again, as LangGraph does (it may pass now that the state was updated)."""
-        iid = self.positions.get(RAISED)
-        if iid is not None and iid not in self.resumes:
-            self.interrupts.pop(iid, None)
+    def forget_unanswered(self) -> None:
+        """Drop the pauses nobody answered: a run that continues the thread runs the task
+        again, as LangGraph does, so it asks anew from the state as it is now (or passes,
+        if the state was updated). A recorded id stays with its call position."""
+        for iid in [i for i in self.interrupts if i not in self.resumes]:
+            del self.interrupts[iid]
 
     def pending_interrupts(self) -> list[Interrupt]:
         if self.output is not None:
@@ -59,18 +62,46 @@ class TaskLog:
         return [i for k, i in self.interrupts.items() if k not in self.resumes]
 
 
+@dataclass(frozen=True, slots=True)
+class StoredWrites:
+    """In a recorded output: the task's writes to this key are the value row stored at
+    ``version`` (a delta's writes, or a last value). The commit of a one-task step stores
+    exactly that task's writes as value rows, so its output row refers to them instead of
+    storing them twice; reading history resolves the reference (engine/_update.py)."""
+
+    version: int
+
+
+_OVERWRITE, _STORED = 1, 2
+
+
 def output_to_plain(out: TaskOutput) -> list[Any]:
-    """A task's writes and gotos as plain lists (an Overwrite is ``[key, value, 1]``), as
-    stored in an output row and in a cache."""
+    """A task's writes and gotos as plain lists (an Overwrite is ``[key, value, 1]``, a
+    StoredWrites ``[key, version, 2]``), as stored in an output row and in a cache."""
     goto = [["s", g.node, g.arg] if isinstance(g, Send) else ["n", g] for g in out.goto]
-    writes = [[k, v.value, 1] if isinstance(v, Overwrite) else [k, v] for k, v in out.writes]
-    return [writes, goto]
+    return [[_write_to_plain(k, v) for k, v in out.writes], goto]
+
+
+def _write_to_plain(key: str, value: Any) -> list[Any]:
+    if isinstance(value, Overwrite):
+        return [key, value.value, _OVERWRITE]
+    if isinstance(value, StoredWrites):
+        return [key, value.version, _STORED]
+    return [key, value]
 
 
 def output_from_plain(plain: Any) -> TaskOutput:
     writes, goto = plain
     targets: list[str | Send] = [Send(g[1], g[2]) if g[0] == "s" else g[1] for g in goto]
-    return TaskOutput([(w[0], Overwrite(w[1]) if len(w) > 2 else w[1]) for w in writes], targets)
+    return TaskOutput([(w[0], _write_from_plain(w)) for w in writes], targets)
+
+
+def _write_from_plain(write: list[Any]) -> Any:
+    if len(write) == 2:
+        return write[1]
+    if write[2] == _STORED:
+        return StoredWrites(write[1])
+    return Overwrite(write[1])
 
 
 def encode_output(serde: Serializer, out: TaskOutput) -> bytes:

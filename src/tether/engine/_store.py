@@ -27,7 +27,7 @@ from tether.checkpoint._lease import Fence
 from tether.checkpoint._saver import Saver
 from tether.checkpoint._unreadable import unreadable
 from tether.engine._cache import CheckpointCache
-from tether.engine._planner import PlannedTask, fold_many, overwrite_of
+from tether.engine._planner import PlannedTask, fold_many, overwrite_of, with_defaults
 from tether.engine._spec import Channel, GraphSpec
 from tether.errors import CheckpointError, SerializationError, TetherError
 from tether.serde import Serializer
@@ -437,10 +437,12 @@ class ThreadState:
         fence: Fence | None,
         durable: bool,
         writes: list[WriteRow] | None = None,
-        extra_writes: Callable[[int], list[WriteRow]] | None = None,
+        extra_writes: Callable[[int, list[ValueRow]], list[WriteRow]] | None = None,
     ) -> None:
         """Store the checkpoint ``checkpoint_id`` with the changed values, moving the head
-        (fenced by the run's lease, and renewing it)."""
+        (fenced by the run's lease, and renewing it). ``extra_writes(nbytes, value_rows)``:
+        more write rows for the same transaction, given the checkpoint's size and the value
+        rows it stores."""
         saver = self.saver
         if saver is None:
             self.committed_id = self.checkpoint_id
@@ -456,7 +458,7 @@ class ThreadState:
         nbytes = len(body) + sum(len(v.payload) for v in values)
         all_writes = list(writes or [])
         if extra_writes is not None:
-            all_writes += extra_writes(nbytes)
+            all_writes += extra_writes(nbytes, values)
         now = time.time()
         row = CheckpointRow(
             self.thread_id,
@@ -488,8 +490,8 @@ class ThreadState:
         self.overwritten.clear()
 
     def output_values(self) -> dict[str, Any]:
-        keys = self.spec.output_keys
-        return {k: self.values[k] for k in keys if k in self.values}
+        values = with_defaults(self.spec, self.values)
+        return {k: values[k] for k in self.spec.output_keys if k in values}
 
     def snapshot_values(self) -> dict[str, Any]:
-        return dict(self.values)
+        return dict(with_defaults(self.spec, self.values))

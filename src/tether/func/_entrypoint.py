@@ -11,19 +11,28 @@ from __future__ import annotations
 
 import inspect
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, Generic, TypeVar
 
 from tether.checkpoint._saver import Saver
 from tether.engine._inject import inject, injected_params
 from tether.engine._runtime import TaskContext, current_context
-from tether.engine._spec import Channel, GraphSpec, NodeSpec, Schema, is_async_callable
+from tether.engine._spec import (
+    Channel,
+    GraphSpec,
+    NodeSpec,
+    Schema,
+    is_async_callable,
+    retry_policies,
+    timeout_policy,
+)
 from tether.errors import GraphError
 from tether.graph._compiled import CompiledGraph
 from tether.graph._stream import View
 from tether.serde import default_registry
-from tether.types import END, START, Command, RetryPolicy
+from tether.types import END, START, Command, RetryPolicy, TimeoutPolicy
 
 V = TypeVar("V")
 S = TypeVar("S")
@@ -66,7 +75,8 @@ class entrypoint:
     runnable with ``invoke``/``stream``/``get_state`` like a compiled graph.
 
     ``store`` and ``context_schema`` work as for ``StateGraph.compile(store=...)`` and
-    ``StateGraph(..., context_schema=...)``."""
+    ``StateGraph(..., context_schema=...)``; ``retry_policy`` (one or a list) and
+    ``timeout`` (an async function's, per attempt) as for ``add_node``."""
 
     @dataclass(frozen=True, slots=True)
     class final(Generic[V, S]):
@@ -81,18 +91,22 @@ class entrypoint:
         store: Any = None,
         *,
         context_schema: Any = None,
-        retry_policy: RetryPolicy | None = None,
+        retry_policy: RetryPolicy | Sequence[RetryPolicy] | None = None,
+        timeout: float | timedelta | TimeoutPolicy | None = None,
     ) -> None:
         self.checkpointer = checkpointer
         self.store = store
         self.context_schema = context_schema
         self.retry_policy = retry_policy
+        self.timeout = timeout
 
     def __call__(self, fn: Callable[..., Any]) -> CompiledGraph:
         name = getattr(fn, "__name__", "entrypoint")
         _check_function(fn, name)
         fill = injected_params(fn, f"@entrypoint {name!r}")
         _register_types(fn)
+        retry = retry_policies(self.retry_policy, f"@entrypoint {name!r}")
+        limit = timeout_policy(self.timeout, f"@entrypoint {name!r}", is_async_callable(fn))
 
         def split(result: Any) -> dict[str, Any]:
             if isinstance(result, entrypoint.final):
@@ -123,7 +137,7 @@ class entrypoint:
             schema=Schema(dict, channels, "dict"),
             input_keys=frozenset({INPUT}),
             output_keys=(RETURN,),
-            nodes={name: NodeSpec(name, node, (), is_async_callable(node), self.retry_policy)},
+            nodes={name: NodeSpec(name, node, (), is_async_callable(node), retry, timeout=limit)},
             edges={START: (name,)},
             branches={},
             joins=(),

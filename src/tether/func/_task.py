@@ -11,8 +11,9 @@ import contextvars
 import functools
 import hashlib
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import timedelta
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from tether.checkpoint._base import WriteRow
@@ -22,9 +23,10 @@ from tether.engine._events import PUSH_TRIGGERS, RETURN_KEY, task_result, task_s
 from tether.engine._inject import inject, injected_params, positional_names, unbound
 from tether.engine._runner import call_user, with_retries
 from tether.engine._runtime import TaskContext, current_context
-from tether.engine._spec import is_async_callable
+from tether.engine._spec import is_async_callable, retry_policies, timeout_policy
+from tether.engine._timeout import AttemptClock
 from tether.errors import NondeterminismError, SerializationError, TaskCallError
-from tether.types import CachePolicy, RetryPolicy
+from tether.types import CachePolicy, RetryPolicy, TimeoutPolicy
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -57,11 +59,14 @@ class TaskFuture(Generic[T]):
 
 
 def _arg_hash(ctx: TaskContext, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    """A hash of the call's arguments, equal for equal arguments: taken over their plain
+    encoding, since an encrypting serializer's output differs on every call."""
     serde = ctx.run.serde
     if serde is None:
         return ""
+    encode = getattr(serde, "dumps_plaintext", serde.dumps)
     try:
-        encoded = serde.dumps([list(args), kwargs])
+        encoded = encode([list(args), kwargs])
     except SerializationError as exc:
         raise SerializationError(
             f"thread {ctx.run.thread_id!r}: arguments of @task {name!r} (called from node "
@@ -83,14 +88,16 @@ class TaskFunction(Generic[P, T]):
         fn: Callable[P, T],
         *,
         name: str | None = None,
-        retry_policy: RetryPolicy | None,
+        retry_policy: RetryPolicy | Sequence[RetryPolicy] | None,
         cache_policy: CachePolicy | None = None,
+        timeout: float | timedelta | TimeoutPolicy | None = None,
     ) -> None:
         self.fn = fn
         self.name: str = name or str(getattr(fn, "__name__", "task"))
-        self.retry_policy = retry_policy
+        self.retry_policy = retry_policies(retry_policy, f"@task {self.name!r}")
         self.cache_policy = cache_policy
         self.is_async = is_async_callable(fn)
+        self.timeout = timeout_policy(timeout, f"@task {self.name!r}", self.is_async)
         self._inject = injected_params(fn)
         self._positional = positional_names(fn) if self._inject else ()
         functools.update_wrapper(self, fn)  # type: ignore[arg-type]
@@ -102,6 +109,10 @@ class TaskFunction(Generic[P, T]):
                 f"@task {self.name!r} was called outside a running node or entrypoint; call it "
                 "from inside a graph node or an @entrypoint function"
             )
+        if ctx.clock is not None:
+            if ctx.clock.closed:  # the caller timed out and was cancelled: start nothing
+                raise asyncio.CancelledError
+            ctx.clock.progress()
         key = ctx.next_call_key()
         arg_hash = _arg_hash(ctx, self.name, args, kwargs)
         if ctx.run.on_task_event is not None:
@@ -116,18 +127,16 @@ class TaskFunction(Generic[P, T]):
             ctx.run.on_task_event(event)
         recorded = ctx.log.journal.get(key)
         if recorded is not None:
-            name, stored_hash, result = recorded
-            if name != self.name or stored_hash != arg_hash:
-                ctx.run.count("divergences")
-                what = "another task" if name != self.name else "other arguments"
-                raise NondeterminismError(
-                    f"node {ctx.task.node!r}, task call #{key}: the journal recorded "
-                    f"{name!r} but this replay called {self.name!r} with {what}; nodes must "
-                    "make the same @task calls in the same order on replay (move "
-                    "non-deterministic choices into a @task)"
-                )
+            self._check_replay(ctx, key, recorded[0], recorded[1], arg_hash)
             ctx.run.count("tasks_replayed")
-            return TaskFuture.completed(result)
+            return TaskFuture.completed(recorded[2])
+        running = ctx.log.running.get(key)
+        if running is not None and not running[2].done():
+            # an attempt that timed out left this call running: join it rather than run
+            # its side effect twice
+            self._check_replay(ctx, key, running[0], running[1], arg_hash)
+            ctx.futures.append(running[2])
+            return TaskFuture(running[2])
         child = ctx.child(key, self.name)
         call = functools.partial(self.fn, *args, **kwargs)
         fill = unbound(self._inject, self._positional, args, kwargs)
@@ -145,7 +154,22 @@ class TaskFunction(Generic[P, T]):
             cache_key,
         )
         ctx.futures.append(future)
+        with ctx.run.lock:
+            ctx.log.running[key] = (self.name, arg_hash, future)
         return TaskFuture(future)
+
+    def _check_replay(
+        self, ctx: TaskContext, key: str, name: str, stored_hash: str, arg_hash: str
+    ) -> None:
+        if name == self.name and stored_hash == arg_hash:
+            return
+        ctx.run.count("divergences")
+        what = "another task" if name != self.name else "other arguments"
+        raise NondeterminismError(
+            f"node {ctx.task.node!r}, task call #{key}: the journal recorded {name!r} but "
+            f"this replay called {self.name!r} with {what}; nodes must make the same @task "
+            "calls in the same order on replay (move non-deterministic choices into a @task)"
+        )
 
     def _execute(
         self,
@@ -161,8 +185,9 @@ class TaskFunction(Generic[P, T]):
         def attempt(n: int) -> T:
             ctx.run.check_lease()  # a fenced run starts no new side effect
             ctx.attempt = n
+            ctx.clock = AttemptClock(self.timeout) if self.timeout is not None else None
             kwargs = inject(fill, ctx) if fill else None
-            return call_user(call, self.is_async, (), ctx, kwargs)  # type: ignore[no-any-return]
+            return call_user(call, self.is_async, (), ctx, kwargs, timed=True)  # type: ignore[no-any-return]
 
         cache, policy = ctx.run.cache, self.cache_policy
         hit = _cached.MISS if cache_key is None else _cached.lookup(cache, cache_key)
@@ -185,10 +210,15 @@ class TaskFunction(Generic[P, T]):
             try:
                 payload = serde.dumps([self.name, arg_hash, result])
             except SerializationError as exc:
-                raise SerializationError(
+                error = SerializationError(
                     f"thread {ctx.run.thread_id!r}: result of @task {self.name!r} (node "
-                    f"{ctx.task.node!r}) cannot be journaled: {exc}"
-                ) from exc
+                    f"{ctx.task.node!r}) cannot be journaled, so a resume would run it "
+                    f"again: {exc}. Return a value tether can store (register its type with "
+                    "register_type)"
+                )
+                # fails the node even if it never waited for this call (engine/_runner.py)
+                ctx.unjournaled.append(error)
+                raise error from exc
             ctx.run.record([WriteRow(ctx.task.id, "journal", key, payload)])
         with ctx.run.lock:
             ctx.log.journal[key] = (self.name, arg_hash, result)
@@ -218,8 +248,9 @@ def task(fn: Callable[P, T], /) -> TaskFunction[P, T]: ...
 def task(
     *,
     name: str | None = None,
-    retry_policy: RetryPolicy | None = None,
+    retry_policy: RetryPolicy | Sequence[RetryPolicy] | None = None,
     cache_policy: CachePolicy | None = None,
+    timeout: float | timedelta | TimeoutPolicy | None = None,
 ) -> Callable[[Callable[P, T]], TaskFunction[P, T]]: ...
 
 
@@ -228,15 +259,23 @@ def task(
     /,
     *,
     name: str | None = None,
-    retry_policy: RetryPolicy | None = None,
+    retry_policy: RetryPolicy | Sequence[RetryPolicy] | None = None,
     cache_policy: CachePolicy | None = None,
+    timeout: float | timedelta | TimeoutPolicy | None = None,
 ) -> TaskFunction[P, T] | Callable[[Callable[P, T]], TaskFunction[P, T]]:
     """Make ``fn`` a durable step: ``@task`` or ``@task(retry_policy=RetryPolicy(...))``;
-    ``cache_policy`` reuses a result for the same arguments (with ``compile(cache=...)``)."""
+    ``cache_policy`` reuses a result for the same arguments (with ``compile(cache=...)``);
+    ``timeout`` limits each attempt of an async task (see ``TimeoutPolicy``)."""
+    options: dict[str, Any] = {
+        "name": name,
+        "retry_policy": retry_policy,
+        "cache_policy": cache_policy,
+        "timeout": timeout,
+    }
     if fn is not None:
-        return TaskFunction(fn, name=name, retry_policy=retry_policy, cache_policy=cache_policy)
+        return TaskFunction(fn, **options)
 
     def wrap(f: Callable[P, T]) -> TaskFunction[P, T]:
-        return TaskFunction(f, name=name, retry_policy=retry_policy, cache_policy=cache_policy)
+        return TaskFunction(f, **options)
 
     return wrap

@@ -11,6 +11,7 @@ import itertools
 import typing
 import warnings
 from collections.abc import Callable, Hashable, Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal, get_args, get_origin
 
 from tether.cache.base import BaseCache
@@ -21,11 +22,13 @@ from tether.engine._spec import (
     Join,
     NodeSpec,
     is_async_callable,
+    retry_policies,
+    timeout_policy,
 )
 from tether.errors import GraphError
 from tether.graph._compiled import check_checkpointer
 from tether.graph._schema import build_schema
-from tether.types import END, START, CachePolicy, Command, RetryPolicy
+from tether.types import END, START, CachePolicy, Command, RetryPolicy, TimeoutPolicy
 
 if TYPE_CHECKING:
     from tether.checkpoint import Saver
@@ -137,21 +140,26 @@ class StateGraph:
         *,
         defer: bool = False,
         metadata: dict[str, Any] | None = None,
-        retry_policy: RetryPolicy | None = None,
+        retry_policy: RetryPolicy | Sequence[RetryPolicy] | None = None,
         cache_policy: CachePolicy | None = None,
         destinations: dict[str, str] | Sequence[str] | None = None,
+        timeout: float | timedelta | TimeoutPolicy | None = None,
     ) -> StateGraph:
         """Add a node. ``add_node(fn)`` names it after the function.
 
         - ``defer``: run the node only when nothing else is left to run in the run.
         - ``metadata``: shown on the node in ``get_graph()``.
-        - ``retry_policy``: retry the node after an exception.
+        - ``retry_policy``: retry the node after an exception; with a list of policies, the
+          first whose ``retry_on`` matches the exception applies.
         - ``cache_policy``: reuse the node's result for the same input (needs
           ``compile(cache=...)``).
         - ``destinations``: where a node that returns ``Command(goto=...)`` may go, drawn in
           ``get_graph()`` (a dict maps each to an edge label). Also read from a
           ``-> Command[Literal[...]]`` annotation. Nodes reached only through ``goto`` need
-          not be declared."""
+          not be declared.
+        - ``timeout``: for an async node, how long each attempt may run (seconds or a
+          timedelta: a ``run_timeout``) or go without progress (``TimeoutPolicy``); past it
+          the attempt is cancelled with ``NodeTimeoutError``."""
         if action is None:
             if not callable(node):
                 raise GraphError(f"add_node({node!r}) needs a function to run")
@@ -168,11 +176,9 @@ class StateGraph:
             raise GraphError(f"node {name!r} is already in the graph; node names are unique")
         if not callable(action):
             raise GraphError(f"node {name!r}: {action!r} is not callable")
-        if retry_policy is not None and not isinstance(retry_policy, RetryPolicy):
-            raise GraphError(
-                f"node {name!r}: retry_policy must be one RetryPolicy, got {retry_policy!r} "
-                "(LangGraph's list of policies, first match wins, is not supported yet)"
-            )
+        retry = retry_policies(retry_policy, f"node {name!r}")
+        is_async = is_async_callable(action)
+        limit = timeout_policy(timeout, f"node {name!r}", is_async)
         if cache_policy is not None and not isinstance(cache_policy, CachePolicy):
             raise GraphError(
                 f"node {name!r}: cache_policy must be a CachePolicy, got {cache_policy!r}"
@@ -181,10 +187,11 @@ class StateGraph:
             name,
             action,
             injected_params(action, f"node {name!r}"),
-            is_async_callable(action),
-            retry_policy,
+            is_async,
+            retry,
             defer=defer,
             cache_policy=cache_policy,
+            timeout=limit,
         )
         self._metadata[name] = dict(metadata or {})
         if isinstance(destinations, dict):
@@ -356,6 +363,8 @@ class StateGraph:
             joins_by_source={k: tuple(v) for k, v in by_source.items()},
             triggers={n: tuple(sorted(t)) for n, t in triggers.items()},
             node_metadata={n: dict(m) for n, m in self._metadata.items() if m},
+            input_schema=self._input_schema,
+            output_schema=self._output_schema,
         )
 
     def compile(

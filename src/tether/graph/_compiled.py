@@ -110,6 +110,7 @@ class CompiledGraph:
         on_busy: str,
         context: Any,
         loop: Any = None,
+        breakpoints: tuple[Any, Any] = (None, None),
     ) -> Run:
         if self._prepare_input is not None:
             input = self._prepare_input(input)
@@ -124,6 +125,8 @@ class CompiledGraph:
             loop=loop,
             context=coerce_context(self.context_schema, context),
             store=self.store,
+            interrupt_before=breakpoints[0],
+            interrupt_after=breakpoints[1],
         )
 
     def _output(self, run: Run) -> Any:
@@ -159,10 +162,11 @@ class CompiledGraph:
         context: Any,
         loop: Any = None,
         subgraphs: bool = False,
+        breakpoints: tuple[Any, Any] = (None, None),
     ) -> Generator[Any, None, None]:
         modes, single = parse_modes(stream_mode)
         check_version(version)
-        run = self._run(input, config, durability, modes, on_busy, context, loop)
+        run = self._run(input, config, durability, modes, on_busy, context, loop, breakpoints)
         shaper = Shaper(
             modes,
             single=single,
@@ -191,6 +195,8 @@ class CompiledGraph:
         on_busy: str = "raise",
         context: Any = None,
         subgraphs: bool = False,
+        interrupt_before: Sequence[str] | str | None = None,
+        interrupt_after: Sequence[str] | str | None = None,
     ) -> Iterator[Any]:
         """Run and yield chunks, as LangGraph does (see ``tether.types.StreamMode``):
         ``{node: update}`` as each node finishes and ``{task: result}`` per ``@task`` call
@@ -200,9 +206,19 @@ class CompiledGraph:
         ``version="v2"`` yields ``{"type", "ns", "data"}`` parts. ``subgraphs=True`` puts the
         namespace first, always ``()`` (tether runs no subgraphs). ``context`` is the
         run-scoped context nodes read as ``runtime.context`` (not stored: pass it again
-        when resuming)."""
+        when resuming). ``interrupt_before`` / ``interrupt_after`` replace the compiled
+        breakpoints for this run."""
         return self._stream_iter(
-            input, config, stream_mode, durability, version, on_busy, context, None, subgraphs
+            input,
+            config,
+            stream_mode,
+            durability,
+            version,
+            on_busy,
+            context,
+            None,
+            subgraphs,
+            (interrupt_before, interrupt_after),
         )
 
     def invoke(
@@ -215,11 +231,13 @@ class CompiledGraph:
         on_busy: str = "raise",
         context: Any = None,
         stream_mode: str | Sequence[str] = "values",
+        interrupt_before: Sequence[str] | str | None = None,
+        interrupt_after: Sequence[str] | str | None = None,
     ) -> Any:
         """Run to END or to a pause. Returns the state (with ``"__interrupt__"`` when
         paused), or with ``version="v2"`` a ``GraphOutput(value, interrupts)``. Another
-        ``stream_mode`` returns the list of chunks ``stream`` would yield. ``context``:
-        see ``stream``."""
+        ``stream_mode`` returns the list of chunks ``stream`` would yield. ``context`` and
+        breakpoints: see ``stream``."""
         check_version(version)
         if stream_mode != "values":
             chunks = self.stream(
@@ -230,9 +248,12 @@ class CompiledGraph:
                 version=version,
                 on_busy=on_busy,
                 context=context,
+                interrupt_before=interrupt_before,
+                interrupt_after=interrupt_after,
             )
             return list(chunks)
-        run = self._run(input, config, durability, (), on_busy, context)
+        breakpoints = (interrupt_before, interrupt_after)
+        run = self._run(input, config, durability, (), on_busy, context, None, breakpoints)
         for _ in run.events():
             pass
         return self._finish(run, version)
@@ -261,12 +282,23 @@ class CompiledGraph:
         on_busy: str = "raise",
         context: Any = None,
         subgraphs: bool = False,
+        interrupt_before: Sequence[str] | str | None = None,
+        interrupt_after: Sequence[str] | str | None = None,
     ) -> AsyncIterator[Any]:
         """``stream`` for asyncio: the same loop, stepped on a worker thread; async nodes run
         on the caller's event loop."""
         loop = asyncio.get_running_loop()
         gen = self._stream_iter(
-            input, config, stream_mode, durability, version, on_busy, context, loop, subgraphs
+            input,
+            config,
+            stream_mode,
+            durability,
+            version,
+            on_busy,
+            context,
+            loop,
+            subgraphs,
+            (interrupt_before, interrupt_after),
         )
         # The loop steps on pool threads; it runs in a copy of the caller's contextvars.
         ctx = contextvars.copy_context()
@@ -289,6 +321,8 @@ class CompiledGraph:
         on_busy: str = "raise",
         context: Any = None,
         stream_mode: str | Sequence[str] = "values",
+        interrupt_before: Sequence[str] | str | None = None,
+        interrupt_after: Sequence[str] | str | None = None,
     ) -> Any:
         """``invoke`` for asyncio (see ``astream``)."""
         check_version(version)
@@ -301,10 +335,13 @@ class CompiledGraph:
                 version=version,
                 on_busy=on_busy,
                 context=context,
+                interrupt_before=interrupt_before,
+                interrupt_after=interrupt_after,
             )
             return [c async for c in chunks]
         loop = asyncio.get_running_loop()
-        run = self._run(input, config, durability, (), on_busy, context, loop)
+        breakpoints = (interrupt_before, interrupt_after)
+        run = self._run(input, config, durability, (), on_busy, context, loop, breakpoints)
         events = run.events()
         ctx = contextvars.copy_context()
         try:
@@ -367,18 +404,42 @@ class CompiledGraph:
         return read_metrics(saver, thread_id)
 
     def update_state(
-        self, config: dict[str, Any], values: Any, as_node: str | None = None
+        self,
+        config: dict[str, Any],
+        values: Any,
+        as_node: str | None = None,
+        task_id: str | None = None,
     ) -> dict[str, Any]:
-        """Write ``values`` through the reducers as a new checkpoint; returns its config."""
-        return _update.update_state(self.spec, self.checkpointer, config, values, as_node)
+        """Write ``values`` through the reducers as a new checkpoint, as if node ``as_node``
+        had returned them; returns its config. ``as_node="__copy__"`` copies the checkpoint
+        as a sibling (a fork), ``as_node=END`` with ``values=None`` drops the pending step.
+        ``task_id`` is accepted for LangGraph's signature and not used."""
+        return _update.update_state(self.spec, self.checkpointer, config, values, as_node, task_id)
+
+    def bulk_update_state(
+        self, config: dict[str, Any], supersteps: Sequence[Sequence[Any]]
+    ) -> dict[str, Any]:
+        """Apply supersteps of updates (``StateUpdate(values, as_node)`` or tuples), one
+        checkpoint per superstep, in order; returns the last one's config. All updates are
+        checked before any is stored."""
+        return _update.bulk_update_state(self.spec, self.checkpointer, config, supersteps)
+
+    async def abulk_update_state(
+        self, config: dict[str, Any], supersteps: Sequence[Sequence[Any]]
+    ) -> dict[str, Any]:
+        return await asyncio.to_thread(self.bulk_update_state, config, supersteps)
 
     async def aget_state(self, config: dict[str, Any]) -> StateSnapshot:
         return await asyncio.to_thread(self.get_state, config)
 
     async def aupdate_state(
-        self, config: dict[str, Any], values: Any, as_node: str | None = None
+        self,
+        config: dict[str, Any],
+        values: Any,
+        as_node: str | None = None,
+        task_id: str | None = None,
     ) -> dict[str, Any]:
-        return await asyncio.to_thread(self.update_state, config, values, as_node)
+        return await asyncio.to_thread(self.update_state, config, values, as_node, task_id)
 
     def _view(self, snap: StateSnapshot) -> StateSnapshot:
         if self._state_view is None:

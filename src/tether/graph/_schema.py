@@ -1,8 +1,10 @@
 """State schemas to channels: one channel per key, with a reducer when the key is Annotated.
 
-A schema is a TypedDict, a dataclass or a pydantic model. ``Annotated[T, reducer]`` (any
-callable of two arguments) makes a reducer channel; every other key keeps its last value. A key
-typed as a managed value (``RemainingSteps``) is no channel: the engine computes it per step.
+A schema is a TypedDict, a dataclass, a pydantic model or a plain class with annotations.
+``Annotated[T, reducer]`` (any callable of two arguments) makes a reducer channel; every other key
+keeps its last value. A reducer channel whose type has an empty value (``list`` -> ``[]``) holds
+it from the start, as LangGraph's do. A key typed as a managed value (``RemainingSteps``) is no
+channel: the engine computes it per step.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import typing
+from collections import abc
 from collections.abc import Callable
 from typing import Any, get_args, get_origin
 
@@ -50,22 +53,35 @@ def _managed_of(tp: Any) -> Callable[[int], Any] | None:
     return None
 
 
+_ABSTRACT = {
+    abc.Sequence: list,
+    abc.MutableSequence: list,
+    abc.Mapping: dict,
+    abc.MutableMapping: dict,
+    abc.Set: set,
+    abc.MutableSet: set,
+}
+
+
 def _default_factory(tp: Any) -> Callable[[], Any] | None:
-    """A reducer starts from the empty value of its type (``list`` -> ``[]``) when it has one."""
+    """A reducer starts from the empty value of its type (``list`` -> ``[]``) when calling the
+    type without arguments gives one, as in LangGraph; otherwise (``Optional[list]``, a class
+    that needs arguments) the first write is taken as is."""
     base = tp
     if get_origin(base) is typing.Annotated:
         base = get_args(base)[0]
     origin = get_origin(base) or base
+    if origin in _ABSTRACT:
+        return _ABSTRACT[origin]
     if origin in (list, dict, set, tuple, int, float, str, frozenset):
         return typing.cast(Callable[[], Any], origin)
-    if isinstance(origin, type):
-        from collections.abc import Mapping, MutableSequence, Sequence
-
-        if origin in (Sequence, MutableSequence):
-            return list
-        if origin is Mapping:
-            return dict
-    return None
+    if not isinstance(origin, type) or origin.__module__ == "typing":
+        return None
+    try:
+        origin()
+    except Exception:
+        return None
+    return typing.cast(Callable[[], Any], origin)
 
 
 def _fields(cls: Any) -> tuple[str, dict[str, Any]]:
@@ -85,9 +101,15 @@ def _fields(cls: Any) -> tuple[str, dict[str, Any]]:
         return "pydantic", out
     if isinstance(cls, type) and issubclass(cls, dict) and hasattr(cls, "__annotations__"):
         return "typeddict", typing.get_type_hints(cls, include_extras=True)
+    if isinstance(cls, type) and cls.__module__ != "builtins":
+        hints = typing.get_type_hints(cls, include_extras=True)
+        plain = {k: v for k, v in hints.items() if get_origin(v) is not typing.ClassVar}
+        if plain:
+            # as in LangGraph: the annotations are the keys, and nodes get a dict
+            return "class", plain
     raise GraphError(
-        f"state schema {cls!r} is not a TypedDict, dataclass or pydantic model; "
-        "declare the state keys as one of those"
+        f"state schema {cls!r} is not a TypedDict, dataclass, pydantic model or a class with "
+        "annotated keys; declare the state keys as one of those"
     )
 
 
