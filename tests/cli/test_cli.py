@@ -134,16 +134,17 @@ def test_show_parallel_interrupts_with_ids_and_nodes(db: str) -> None:
 
 def test_history_table(db: str) -> None:
     ids = history_ids(db, "t1")
-    assert len(ids) == 2
+    assert len(ids) == 3  # the input checkpoint, START's step, the paused step
     out = run("history", db, "t1").stdout
     for cid in ids:
         assert cid in out
     rows = [ln for ln in out.splitlines() if any(c in ln for c in ids)]
-    assert "input" in rows[1] and "plan" in rows[1]
+    assert "input" in rows[2] and "__start__" in rows[2]
+    assert "loop" in rows[1] and "plan" in rows[1]
     assert "loop" in rows[0] and "ask" in rows[0]
-    assert rows[0].index(ids[1]) >= 0  # newest first
+    assert rows[0].index(ids[2]) >= 0  # newest first
     limited = run("history", db, "t1", "--limit", "1").stdout
-    assert ids[1] in limited and ids[0] not in limited
+    assert ids[2] in limited and ids[0] not in limited and ids[1] not in limited
 
 
 # -- resume ---------------------------------------------------------------------------------

@@ -138,20 +138,24 @@ def test_exit_mode_saves_input_at_start_and_only_final_state_at_end() -> None:
     app_box.append(app)
     out = app.invoke({"log": ["in"]}, cfg("exit"), durability="exit")
     assert out == {"log": ["in", "a", "b1", "c1"]}
-    assert seen == [({"log": ["in"]}, "input", ("a",))]
+    # the input checkpoint: the state before the input (a reducer channel reads [] from the
+    # start, as on LangGraph), whose one task (START, done) holds it
+    assert seen == [({"log": []}, "input", ())]
     seen.clear()
     exit_hist = list(app.get_state_history(cfg("exit")))
     assert [h.metadata["source"] for h in exit_hist] == ["loop", "input"]
-    assert exit_hist[-1].values == {"log": ["in"]}
+    assert exit_hist[-1].values == {"log": []}
+    assert exit_hist[-1].next == ("__start__",)
+    assert exit_hist[-1].tasks[0].result == {"log": ["in"]}
     assert exit_hist[0].values == out and exit_hist[0].next == ()
 
     app.invoke({"log": ["in"]}, cfg("sync"), durability="sync")
-    assert seen == [({"log": ["in"]}, "input", ("a",))]
+    assert seen == [({"log": ["in"]}, "loop", ("a",))]
     sync_hist = list(app.get_state_history(cfg("sync")))
-    assert len(sync_hist) == 4  # input + one per step
+    assert len(sync_hist) == 5  # input, START's step, one per node step
     assert len(exit_hist) < len(sync_hist)
     assert sync_hist[0].values == {"log": ["in", "a", "b2", "c2"]}
-    assert [h.metadata["source"] for h in sync_hist] == ["loop", "loop", "loop", "input"]
+    assert [h.metadata["source"] for h in sync_hist] == ["loop"] * 4 + ["input"]
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -467,13 +471,13 @@ def test_get_state_history_newest_first_with_limit_before_filter() -> None:
     app = linear(Counter())
     app.invoke({"log": ["in"]}, cfg(), durability="sync")
     hist = list(app.get_state_history(cfg()))
-    assert len(hist) == 4
+    assert len(hist) == 5
     steps = [h.metadata["step"] for h in hist]
-    assert steps == sorted(steps, reverse=True) and len(set(steps)) == 4
+    assert steps == [3, 2, 1, 0, -1]
     assert hist[0].values == app.get_state(cfg()).values
     assert hist[0].config == app.get_state(cfg()).config
-    assert [h.next for h in hist] == [(), ("c",), ("b",), ("a",)]
-    assert [len(h.values.get("log", [])) for h in hist] == [4, 3, 2, 1]
+    assert [h.next for h in hist] == [(), ("c",), ("b",), ("a",), ("__start__",)]
+    assert [len(h.values.get("log", [])) for h in hist] == [4, 3, 2, 1, 0]
     # parent links follow the order
     for newer, older in itertools.pairwise(hist):
         assert newer.parent_config is not None
@@ -494,7 +498,7 @@ def test_get_state_history_newest_first_with_limit_before_filter() -> None:
     inputs = list(app.get_state_history(cfg(), filter={"source": "input"}))
     assert [h.config for h in inputs] == [hist[-1].config]
     loops = list(app.get_state_history(cfg(), filter={"source": "loop"}))
-    assert [h.config for h in loops] == [h.config for h in hist[:3]]
+    assert [h.config for h in loops] == [h.config for h in hist[:4]]
     assert list(app.get_state_history(cfg(), filter={"source": "nope"})) == []
 
 
@@ -845,6 +849,9 @@ def test_task_results_and_answers_wait_for_the_disk_in_every_mode(mode: str) -> 
     else:
         assert kept["journal"] is True
     sync = mode == "sync"
-    assert kept["interrupt"] is sync
+    if mode == "exit":
+        assert "interrupt" not in kept  # stored by the commit of the paused step
+    else:
+        assert kept["interrupt"] is sync
     commits = [durable for kind, durable in saver.log if kind == "commit"]
     assert commits and set(commits) == {sync}

@@ -132,11 +132,11 @@ def test_recording_adds_no_commit_per_step() -> None:
     g.add_conditional_edges("inc", lambda s: "inc" if s["n"] < 10 else "__end__")
     app = g.compile(checkpointer=saver)
     app.invoke({"n": 0}, cfg("c"), durability="sync")
-    assert len(commits) == 11  # the input and one per step
+    assert len(commits) == 12  # the input, START's step and one per step
     assert puts == []  # the metrics row rode along with the last commit
     rows = saver.get_writes("c", [METRICS_TASK])
     assert len(rows) == 1
-    assert app.get_metrics(cfg("c")).checkpoints == 11
+    assert app.get_metrics(cfg("c")).checkpoints == 12
 
 
 def test_spans_and_metrics_reach_opentelemetry() -> None:

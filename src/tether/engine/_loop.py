@@ -45,6 +45,7 @@ from tether.engine._status import WITHDRAWN, TaskLog, collect_logs, encode_outpu
 from tether.engine._store import ThreadState, new_checkpoint_id
 from tether.engine._tokens import MessageStream
 from tether.errors import (
+    CheckpointError,
     ConfigError,
     DroppedUpdateWarning,
     EmptyInputError,
@@ -417,6 +418,12 @@ class Run:
                 f"Command(resume=...) applies to the head of thread {self.thread_id!r}; "
                 "drop checkpoint_id from the config to resume"
             )
+        if at_head and not resume and self._resume_start(state):
+            # a run cut off between the input checkpoint and START's step
+            self.metrics.kind = "recovery"
+            if self.start_writes is not None:
+                self._apply_command(state, self.start_writes, [])
+            return {}
         logs = self._load_logs(state) if at_head else {}
         rows = self._answers(state, cmd.resume, logs) if cmd is not None and resume else []
         self._count_continue(state, logs, resume)
@@ -500,35 +507,72 @@ class Run:
         return out
 
     def _start(self, state: ThreadState, out: TaskOutput) -> None:
-        """New input: fold it in as START's writes and plan START's successors. Pending work
-        of an earlier run (an unanswered interrupt, a failed step) is abandoned."""
+        """New input, as LangGraph lays it out: an "input" checkpoint of the state before it
+        (one step past the thread's last, -1 for a new thread) whose one task is START with
+        the input as its recorded output, then START's step ("loop"), which folds the input
+        in and plans START's successors. Pending work of an earlier run (an unanswered
+        interrupt, a failed step) is abandoned."""
         if isinstance(self.input, Command):
             out = self._input_keys_only(out)
-        start = PlannedTask("", START, 0, False)
+        exact = bool(out.goto)  # Command(goto=...) as input: go exactly there
+        if not exact and START in self.spec.branches:
+            probe = PlannedTask("", START, 0, False)
+            ctx = TaskContext(self.ctx, probe, TaskLog(), START)
+            values = with_managed(self.spec, state.values, self.limit - 1)
+            evaluate_branches(self.spec, START, values, out, ctx)
+        cid = new_checkpoint_id()
+        if not state.exists:
+            state.step = -2  # plan() makes the input checkpoint step -1
+        state.joins = {}
+        state.plan(assign_ids(self.thread_id, cid, [Trigger(START, False, 0)]), cid)
+        start = state.tasks[0]
+        rows = []
+        if self.saver is not None:
+            payload = self._encode(
+                "the input", functools.partial(encode_output, self.saver.serde, out)
+            )
+            rows = [WriteRow(start.id, "output", "", payload)]
+        self._commit(state, "input", rows)
+        self._finish_start(state, start, out, exact)
+
+    def _resume_start(self, state: ThreadState) -> bool:
+        """A run that stopped between the input checkpoint and START's step: take that step
+        now from the input recorded there. False if the head is not such a checkpoint."""
+        if [t.node for t in state.tasks] != [START]:
+            return False
+        out = self._load_logs(state).get(state.tasks[0].id, TaskLog()).output
+        if out is None:
+            raise CheckpointError(
+                f"thread {self.thread_id!r}: input checkpoint {state.checkpoint_id!r} has no "
+                "recorded input; continue from an earlier checkpoint or start the thread again"
+            )
+        exact = bool(out.goto) and START not in self.spec.branches
+        self._finish_start(state, state.tasks[0], out, exact)
+        return True
+
+    def _finish_start(
+        self, state: ThreadState, start: PlannedTask, out: TaskOutput, exact: bool
+    ) -> None:
+        """START's step: fold the input in and plan its successors (also after a crash that
+        left the input checkpoint as the head)."""
         per_key = apply_writes(self.spec, state.values, [(start, out)])
         state.record(per_key)
-        if out.goto:
-            # Command(goto=...) as input: go exactly there, not along START's edges.
+        if exact:
             triggers = goto_triggers(out.goto)
         else:
-            routed = TaskOutput([], [])
-            if START in self.spec.branches:
-                ctx = TaskContext(self.ctx, start, TaskLog(), START)
-                values = with_managed(self.spec, state.values, self.limit - 1)
-                evaluate_branches(self.spec, START, values, routed, ctx)
-            triggers, _ = plan_next(self.spec, [(start, routed)], {})
+            triggers, _ = plan_next(self.spec, [(start, out)], {})
         cid = new_checkpoint_id()
-        state.joins = {}
         state.plan(assign_ids(self.thread_id, cid, triggers), cid)
-        self._commit(state, "input")
+        if self.durability != "exit":
+            self._commit(state, "loop")
 
     def _fork(self, state: ThreadState, out: TaskOutput | None) -> None:
         """Time travel: replay from an older checkpoint as a new branch, with the writes of
         the Command given, if any."""
         cid = new_checkpoint_id()
         triggers = [Trigger(t.node, t.is_send, t.index, t.arg) for t in state.tasks]
-        state.checkpoint_id = cid
-        state.tasks = assign_ids(self.thread_id, cid, triggers)
+        # one step past its base, as LangGraph numbers a fork: steps along a branch increase
+        state.plan(assign_ids(self.thread_id, cid, triggers), cid)
         if out is not None:
             self._fold_command(state, out, cid)
         self._commit(state, "fork")

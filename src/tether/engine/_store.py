@@ -277,7 +277,9 @@ class ThreadState:
         self.versions = dict(body.versions)
         self.tasks = [PlannedTask(t.id, t.node, t.index, t.is_send, t.arg) for t in body.tasks]
         self.joins = {k: frozenset(v) for k, v in body.joins.items()}
-        self.metadata = {**body.metadata, "step": row.step}
+        # "parents" names the checkpoints of enclosing graphs (LangGraph's layout): none at
+        # the root, which is the only namespace tether writes
+        self.metadata = {"parents": {}, **body.metadata, "step": row.step}
         self.values.update(body.inline)
         return body.versions
 
@@ -480,7 +482,7 @@ class ThreadState:
             durable=durable,
         )
         self.versions, self.chains = versions, chains
-        self.metadata = {"source": source, "step": self.step}
+        self.metadata = {"source": source, "step": self.step, "parents": {}}
         self.head = Head(self.checkpoint_id, version)
         self.parent_id = self.committed_id
         self.committed_id = self.checkpoint_id

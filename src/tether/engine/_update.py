@@ -98,7 +98,20 @@ def bulk_update_state(
         failed = False
     finally:
         release_lease(saver, thread_id, owner, failed=failed)
-    return {"configurable": {"thread_id": thread_id, "checkpoint_id": state.committed_id}}
+    assert state.committed_id is not None
+    return checkpoint_config(thread_id, state.committed_id)
+
+
+def checkpoint_config(thread_id: str, checkpoint_id: str) -> dict[str, Any]:
+    """The config naming one checkpoint, shaped as LangGraph's (``checkpoint_ns`` is "" at
+    the root graph, the only namespace tether writes)."""
+    return {
+        "configurable": {
+            "thread_id": thread_id,
+            "checkpoint_ns": "",
+            "checkpoint_id": checkpoint_id,
+        }
+    }
 
 
 def _check_supersteps(spec: GraphSpec, supersteps: Any) -> list[list[_Update]]:
@@ -205,7 +218,8 @@ def _write(
 ) -> None:
     """Fold the updates in as the outputs of their nodes. With the nodes named, the next
     step is what follows them; without (one update, no ``as_node``) the pending tasks stay as
-    they were, with their step, so the ids of their interrupts stay valid."""
+    they were (on an older checkpoint with fresh ids), so the ids of their interrupts stay
+    valid. The new checkpoint is one step past its base, as LangGraph numbers them."""
     if len(updates) == 1 and updates[0].as_node is None and not state.exists:
         updates = [updates[0]._replace(as_node=START)]
     names = [START if u.as_node == INPUT else u.as_node or "update_state" for u in updates]
@@ -213,6 +227,13 @@ def _write(
     outputs = [u.output for u in updates if u.output is not None]
     state.record(apply_writes(spec, state.values, list(zip(writers, outputs, strict=True))))
     cid = new_checkpoint_id()
+    if state.head is not None and state.committed_id != state.head.checkpoint_id:
+        # an update of an older checkpoint forks: its pending tasks start afresh on the new
+        # branch (new ids), so they neither see the old branch's interrupt answers nor its
+        # @task results
+        triggers = [Trigger(t.node, t.is_send, t.index, t.arg) for t in state.tasks]
+        state.tasks = assign_ids(state.thread_id, cid, triggers)
+    state.step += 1
     if updates[0].as_node is not None:
         serde = state.saver.serde if state.saver is not None else None
         run = RunContext(state.thread_id, serde, dict(config), _no_record, None)
@@ -226,7 +247,6 @@ def _write(
         triggers, joins = plan_next(spec, finished, {} if restart else state.joins)
         state.joins = joins
         state.tasks = assign_ids(state.thread_id, cid, triggers)
-        state.step += 1
     state.checkpoint_id = cid
     source = "input" if updates[0].as_node == INPUT else "update"
     state.commit(source=source, fence=fence, durable=True)
@@ -246,9 +266,9 @@ def snapshot(
     state: ThreadState, saver: Saver, logs: dict[str, TaskLog] | None = None, *, live: bool = True
 ) -> StateSnapshot:
     """A StateSnapshot of a loaded thread state, with its pending tasks' interrupts
-    (``logs``: the task logs, when the caller fetched them already). ``live`` (the head,
-    as ``get_state`` shows it): ``next`` lists the tasks still to run; otherwise (history)
-    every task of the step, as in LangGraph."""
+    (``logs``: the task logs, when the caller fetched them already). ``live`` (get_state):
+    ``next`` leaves out tasks that finished; a history entry (``live=False``) lists every
+    task the checkpoint planned, as LangGraph's history does."""
     thread_id = state.thread_id
     if not state.exists:
         return StateSnapshot({}, (), {"configurable": {"thread_id": thread_id}}, {}, None, None)
@@ -277,12 +297,9 @@ def snapshot(
         for t, p in zip(tasks, state.tasks, strict=True)
         if not live or logs.get(p.id, TaskLog()).status != "done"
     )
-    config = {"configurable": {"thread_id": thread_id, "checkpoint_id": state.committed_id}}
-    parent = (
-        {"configurable": {"thread_id": thread_id, "checkpoint_id": state.parent_id}}
-        if state.parent_id
-        else None
-    )
+    assert state.committed_id is not None
+    config = checkpoint_config(thread_id, state.committed_id)
+    parent = checkpoint_config(thread_id, state.parent_id) if state.parent_id else None
     return StateSnapshot(
         state.snapshot_values(),
         nxt,

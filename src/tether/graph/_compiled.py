@@ -393,6 +393,25 @@ class CompiledGraph:
         )
         return snaps if self._state_view is None else (self._view(s) for s in snaps)
 
+    async def aget_state_history(
+        self,
+        config: dict[str, Any],
+        *,
+        limit: int | None = None,
+        before: dict[str, Any] | None = None,
+        filter: dict[str, Any] | None = None,
+    ) -> AsyncIterator[StateSnapshot]:
+        """``get_state_history`` as an async iterator: each page is read on a worker thread,
+        so the event loop never waits on storage, and reading stays lazy."""
+        snaps = await asyncio.to_thread(
+            self.get_state_history, config, limit=limit, before=before, filter=filter
+        )
+        while True:
+            snap = await asyncio.to_thread(next, snaps, None)
+            if snap is None:
+                return
+            yield snap
+
     def get_metrics(self, config: dict[str, Any]) -> ThreadMetrics:
         """The thread's durability metrics: resume latency, checkpoint sizes, failure
         recovery and idempotency (see ``ThreadMetrics``)."""
