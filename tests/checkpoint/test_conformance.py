@@ -163,18 +163,22 @@ def test_history_newest_first_with_limit_before_and_filter(
     app.invoke({"log": ["again"]}, cfg(), durability="sync")
     hist = list(app.get_state_history(cfg()))
 
-    assert len(hist) == 8  # per run: the input checkpoint, then one per node
-    assert [h.metadata["source"] for h in hist] == ["loop"] * 3 + ["input"] + ["loop"] * 3 + [
-        "input"
-    ]
-    assert [h.metadata["step"] for h in hist] == [7, 6, 5, 4, 3, 2, 1, 0]
+    # per run, as LangGraph lays it out: the input checkpoint (the state before the input),
+    # START's step, then one per node
+    assert len(hist) == 10
+    run = ["loop"] * 4 + ["input"]
+    assert [h.metadata["source"] for h in hist] == run + run
+    assert [h.metadata["step"] for h in hist] == [8, 7, 6, 5, 4, 3, 2, 1, 0, -1]
     assert view(hist[0]) == view(app.get_state(cfg()))
-    assert hist[-1].values["log"] == ["in"] and hist[-1].next == ("a",)
+    assert hist[-1].values == {"log": []} and hist[-1].next == ("__start__",)
+    assert hist[-2].values["log"] == ["in"] and hist[-2].next == ("a",)
     assert hist[0].values["log"] == ["in", "a", "b", "c", "again", "a", "b", "c"]
-    assert hist[0].next == () and hist[3].next == ("a",)
+    assert hist[0].next == () and hist[3].next == ("a",) and hist[4].next == ("__start__",)
+    assert hist[4].values["log"] == ["in", "a", "b", "c"]
     for newer, older in itertools.pairwise(hist):
         assert newer.parent_config == older.config
-        assert older.values["log"] == newer.values["log"][: len(older.values["log"])]
+        before = older.values.get("log", [])
+        assert before == newer.values["log"][: len(before)]
     assert hist[-1].parent_config is None
     for h in hist:  # every entry reads back the same by its config
         assert view(app.get_state(h.config)) == view(h)
@@ -185,14 +189,14 @@ def test_history_newest_first_with_limit_before_and_filter(
     assert ids(app.get_state_history(cfg(), limit=3)) == ids(hist[:3])
     assert ids(app.get_state_history(cfg(), before=hist[2].config)) == ids(hist[3:])
     assert ids(app.get_state_history(cfg(), before=hist[2].config, limit=2)) == ids(hist[3:5])
-    assert ids(app.get_state_history(cfg(), filter={"source": "input"})) == ids([hist[3], hist[7]])
-    assert ids(app.get_state_history(cfg(), filter={"step": 5})) == ids([hist[2]])
-    assert ids(app.get_state_history(cfg(), filter={"source": "loop"}, limit=4)) == ids(
-        hist[:3] + hist[4:5]
+    assert ids(app.get_state_history(cfg(), filter={"source": "input"})) == ids([hist[4], hist[9]])
+    assert ids(app.get_state_history(cfg(), filter={"step": 6})) == ids([hist[2]])
+    assert ids(app.get_state_history(cfg(), filter={"source": "loop"}, limit=5)) == ids(
+        hist[:4] + hist[5:6]
     )
     assert ids(
-        app.get_state_history(cfg(), filter={"source": "input"}, before=hist[3].config)
-    ) == ids([hist[7]])
+        app.get_state_history(cfg(), filter={"source": "input"}, before=hist[4].config)
+    ) == ids([hist[9]])
     assert list(app.get_state_history(cfg("no-such-thread"))) == []
 
     # a fresh saver object on the same store sees the same history
@@ -200,13 +204,13 @@ def test_history_newest_first_with_limit_before_and_filter(
     assert [view(h) for h in other.get_state_history(cfg())] == [view(h) for h in hist]
 
     # a fork from an older checkpoint is newest first, and the branch it left stays readable
-    assert hist[5].next == ("c",)
-    app.invoke(None, hist[5].config)
+    assert hist[6].next == ("c",)
+    app.invoke(None, hist[6].config)
     forked = list(app.get_state_history(cfg()))
     assert len(forked) == len(hist) + 2  # the fork checkpoint, then c's step
     assert [h.metadata["source"] for h in forked[:2]] == ["loop", "fork"]
     assert forked[0].values["log"] == ["in", "a", "b", "c"]
-    assert forked[1].parent_config == hist[5].config
+    assert forked[1].parent_config == hist[6].config
     assert [view(h) for h in forked[2:]] == [view(h) for h in hist]
     assert view(app.get_state(hist[0].config)) == view(hist[0])
 
@@ -244,7 +248,8 @@ def test_two_threads_on_one_thread_id_exactly_one_wins(
 
     reader = linear(fresh(saver_factory, backend))
     assert reader.get_state(cfg()).values["log"] == ["r1", "slow"]
-    assert len(list(reader.get_state_history(cfg()))) == 2  # the loser stored nothing
+    # the loser stored nothing: the winner's input checkpoint, START's step, slow's step
+    assert len(list(reader.get_state_history(cfg()))) == 3
     # nothing was lost: the loser runs again afterwards and both runs' writes are there
     assert second.invoke({"log": ["r2"]}, cfg()) == {"log": ["r1", "slow", "r2", "slow"]}
     assert reader.get_state(cfg()).values["log"] == ["r1", "slow", "r2", "slow"]
@@ -280,10 +285,9 @@ def test_on_busy_wait_runs_after_the_other_run(
     assert reader.get_state(cfg()).values["log"] == ["r1", "slow", "r2", "slow"]
     assert [h.metadata["source"] for h in reader.get_state_history(cfg())] == [
         "loop",
-        "input",
         "loop",
         "input",
-    ]
+    ] * 2
 
 
 # -- deltas equal the folded value ---------------------------------------------------------
@@ -372,8 +376,9 @@ def run_plan(
         fold_graph(saver, all_steps).invoke(
             inp, {**cfg(thread), "recursion_limit": len(steps) + 5}, durability="sync"
         )
+        expected.append(values)  # the input checkpoint holds the state before the input
         values = py_fold(values, inp)
-        expected.append(values)
+        expected.append(values)  # START's step
         for n, s in enumerate(steps):
             values = py_fold(values, {**s, "i": done - len(steps) + n + 1})
             expected.append(values)
@@ -883,7 +888,8 @@ def test_key_rotation(saver_factory: SaverFactory, backend: str) -> None:
     # one that has both reads the whole history
     both = fresh(saver_factory, backend, source=saver, serde=rotated)
     hist = list(secret_graph(both).get_state_history(cfg()))
-    assert hist[0].values == final and hist[-1].values["items"] == ["before rotation"]
+    assert hist[0].values == final and hist[-2].values["items"] == ["before rotation"]
+    assert hist[-1].values.get("items", []) == []  # the input checkpoint: before the input
 
 
 def test_metrics_read_without_the_key_is_a_checkpoint_error(

@@ -77,7 +77,7 @@ def test_sqlite_file_of_a_400_message_thread_is_under_3x_raw(tmp_path: Path) -> 
     out = chat_graph(saver, script).invoke({}, cfg(), durability="sync")
     assert out["messages"] == script
     steps = len(list(chat_graph(saver, script).get_state_history(cfg())))
-    assert steps == N_MESSAGES + 1
+    assert steps == N_MESSAGES + 2  # the input checkpoint, START's step, one per message
     saver.close()
     size = os.path.getsize(path)
     wal = Path(f"{path}-wal")

@@ -15,6 +15,7 @@ import pytest
 from tether import (
     END,
     START,
+    CheckpointError,
     Command,
     ConfigError,
     EmptyInputError,
@@ -855,3 +856,47 @@ def test_task_results_and_answers_wait_for_the_disk_in_every_mode(mode: str) -> 
         assert kept["interrupt"] is sync
     commits = [durable for kind, durable in saver.log if kind == "commit"]
     assert commits and set(commits) == {sync}
+
+
+class FailingCommit(InMemorySaver):
+    """Refuses the ``fail_at``-th commit (counted from 1), as a store that went away."""
+
+    def __init__(self, fail_at: int) -> None:
+        super().__init__()
+        self.fail_at, self.commits = fail_at, 0
+
+    def commit(self, thread_id: str, **kw: Any) -> None:
+        self.commits += 1
+        if self.commits == self.fail_at:
+            raise CheckpointError(f"store went away at commit {self.commits}")
+        super().commit(thread_id, **kw)
+
+
+def test_a_crash_between_the_input_checkpoint_and_starts_step_is_completed_by_none() -> None:
+    calls: Counter[str] = Counter()
+    saver = FailingCommit(fail_at=2)  # the input checkpoint stores, START's step does not
+    app = linear(calls, ("a", "b"), saver=saver)
+    with pytest.raises(CheckpointError, match="commit 2"):
+        app.invoke({"log": ["in"]}, cfg(), durability="sync")
+    head = app.get_state(cfg())
+    assert head.metadata["source"] == "input" and head.values == {"log": []}
+    assert [(t.name, t.result) for t in head.tasks] == [("__start__", {"log": ["in"]})]
+    assert calls == Counter()
+
+    # the input recorded on the input checkpoint is folded in, and the run goes on from there
+    assert app.invoke(None, cfg(), durability="sync") == {"log": ["in", "a1", "b1"]}
+    hist = list(app.get_state_history(cfg()))
+    assert [h.metadata["source"] for h in hist] == ["loop", "loop", "loop", "input"]
+    assert [h.metadata["step"] for h in hist] == [2, 1, 0, -1]
+    assert hist[2].values == {"log": ["in"]} and hist[2].next == ("a",)
+    assert calls == Counter({"a": 1, "b": 1})
+
+
+def test_a_goto_input_cut_off_before_starts_step_still_goes_only_there() -> None:
+    calls: Counter[str] = Counter()
+    app = linear(calls, ("a", "b"), saver=FailingCommit(fail_at=2))
+    with pytest.raises(CheckpointError, match="commit 2"):
+        app.invoke(Command(goto="b", update={"log": ["in"]}), cfg(), durability="sync")
+    # START's step is taken as the input asked: straight to b, not along START's edge to a
+    assert app.invoke(None, cfg(), durability="sync") == {"log": ["in", "b1"]}
+    assert calls == Counter({"b": 1})
