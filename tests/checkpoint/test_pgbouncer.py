@@ -127,7 +127,7 @@ def run_one(app: Any, thread: str, n: int) -> None:
     assert final.next == ()
     assert final.values == out
     history = list(app.get_state_history(cfg(thread)))
-    assert [h.next for h in history] == [(), ("done",), ("ask",), ("prep",)]
+    assert [h.next for h in history] == [(), ("done",), ("ask",), ("prep",), ("__start__",)]
     assert [h.metadata["step"] for h in history] == [3, 2, 1, 0]
     assert history[0].values == out
     assert history[1].values == {**out, "log": out["log"][:3], "total": 7}
