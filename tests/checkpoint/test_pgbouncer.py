@@ -128,12 +128,14 @@ def run_one(app: Any, thread: str, n: int) -> None:
     assert final.values == out
     history = list(app.get_state_history(cfg(thread)))
     assert [h.next for h in history] == [(), ("done",), ("ask",), ("prep",), ("__start__",)]
-    assert [h.metadata["step"] for h in history] == [3, 2, 1, 0]
+    assert [h.metadata["step"] for h in history] == [3, 2, 1, 0, -1]
     assert history[0].values == out
     assert history[1].values == {**out, "log": out["log"][:3], "total": 7}
     assert history[2].values == paused.values
     assert history[3].values == {"log": [f"start-{n}"]}
-    assert history[3].metadata["source"] == "input"
+    assert history[3].metadata["source"] == "loop"  # START's step
+    assert history[4].metadata["source"] == "input"
+    assert history[4].tasks[0].result == {"log": [f"start-{n}"]}
 
 
 @pytest.fixture

@@ -108,7 +108,8 @@ def test_second_process_gets_thread_busy(
 
     app = reader(saver)
     assert app.get_state(cfg()).values == {"log": ["A:in", "A:work"]}
-    assert len(list(app.get_state_history(cfg()))) == 2  # B stored nothing at all
+    # A's input checkpoint, START's step and A's step: B stored nothing at all
+    assert len(list(app.get_state_history(cfg()))) == 3
     # nothing is lost: B, run again now, goes on from A's result
     code, out, err = finish(spawn(store, role="push", label="B"))
     assert code == 0, err
@@ -141,7 +142,9 @@ def test_second_process_waits_with_on_busy_wait(
     assert app.get_state(cfg()).values == both
     assert [h.metadata["source"] for h in app.get_state_history(cfg())] == [
         "loop",
+        "loop",
         "input",
+        "loop",
         "loop",
         "input",
     ]

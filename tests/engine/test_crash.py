@@ -76,18 +76,22 @@ EVERYTHING_ONCE = {
 }
 
 # What runs twice after a crash at each point, in modes sync and async: only work in flight.
+# Commits of a run: 1 the input checkpoint, 2 START's step (plans a), 3 after a (plans b1,
+# b2), 4 after b1 and b2 (plans c), 5 after c (plans d), 6 after d (the end).
 SYNC_CASES = {
     "in_node:a": {"node:a": 2},
     "in_node:b2": {"node:b2": 2},  # b1 finished first and its writes were saved
     "in_node:c": {"node:c": 2},  # charge's result was journaled: not charged again
     "after_task:charge": {"node:c": 2, "task:charge": 2},  # effect done, result not recorded
-    "before_commit:2": {"node:a": 2},
+    "before_commit:2": {},  # the input checkpoint holds the input: START's step is taken again
     "after_commit:2": {},
-    "before_commit:3": {},  # b1 and b2 had saved their writes as they finished
+    "before_commit:3": {"node:a": 2},
     "after_commit:3": {},
-    "before_commit:4": {"node:c": 2},  # the journal still spares the task
+    "before_commit:4": {},  # b1 and b2 had saved their writes as they finished
     "after_commit:4": {},
-    "before_commit:5": {"node:d": 2},
+    "before_commit:5": {"node:c": 2},  # the journal still spares the task
+    "after_commit:5": {},
+    "before_commit:6": {"node:d": 2},
 }
 
 

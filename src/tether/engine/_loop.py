@@ -390,7 +390,7 @@ class Run:
             logs = self._continue(state)
         else:
             assert self.start_writes is not None
-            self._start(state, self.start_writes)
+            yield from self._start(state, self.start_writes)
         self.values = state.output_values()
         yield "values", self.values
         yield from self._steps(state, logs)
@@ -506,12 +506,13 @@ class Run:
             out.writes = [(k, v) for k, v in out.writes if k in self.spec.input_keys]
         return out
 
-    def _start(self, state: ThreadState, out: TaskOutput) -> None:
+    def _start(self, state: ThreadState, out: TaskOutput) -> Iterator[tuple[str, Any]]:
         """New input, as LangGraph lays it out: an "input" checkpoint of the state before it
         (one step past the thread's last, -1 for a new thread) whose one task is START with
         the input as its recorded output, then START's step ("loop"), which folds the input
         in and plans START's successors. Pending work of an earlier run (an unanswered
-        interrupt, a failed step) is abandoned."""
+        interrupt, a failed step) is abandoned. The input checkpoint is streamed before
+        START's step, as LangGraph streams it."""
         if isinstance(self.input, Command):
             out = self._input_keys_only(out)
         exact = bool(out.goto)  # Command(goto=...) as input: go exactly there
@@ -533,6 +534,7 @@ class Run:
             )
             rows = [WriteRow(start.id, "output", "", payload)]
         self._commit(state, "input", rows)
+        yield from self.report.checkpoint(state, {})
         self._finish_start(state, start, out, exact)
 
     def _resume_start(self, state: ThreadState) -> bool:
@@ -557,6 +559,7 @@ class Run:
         left the input checkpoint as the head)."""
         per_key = apply_writes(self.spec, state.values, [(start, out)])
         state.record(per_key)
+        self.report.parent_id = state.checkpoint_id
         if exact:
             triggers = goto_triggers(out.goto)
         else:

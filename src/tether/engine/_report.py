@@ -143,7 +143,7 @@ class Reporter:
                 state,
                 committed_id=state.checkpoint_id,
                 parent_id=self.parent_id,
-                metadata={"source": "loop", "step": state.step},
+                metadata={"source": "loop", "step": state.step, "parents": {}},
                 created_at=time.time(),
             )
         yield "checkpoints", CheckpointEvent(view, dict(logs), now_iso())
