@@ -253,3 +253,33 @@ def test_history_results_read_back_from_every_saver(any_saver: Any) -> None:
     history = list(app.get_state_history(thread()))
     results = [t.result for snap in reversed(history) for t in snap.tasks if t.name == "step"]
     assert results == [{"log": [n], "x": n} for n in range(80)]
+
+
+def test_get_state_at_the_head_is_live(api: Any) -> None:
+    """A paused or failed parallel step: get_state at the head shows the finished siblings'
+    writes (LangGraph's live view); the step's checkpoint, read by id, does not."""
+    import operator
+    from typing import Annotated, TypedDict
+
+    class L(TypedDict):
+        log: Annotated[list[str], operator.add]
+
+    def side(state: L) -> dict[str, Any]:
+        return {"log": ["side"]}
+
+    def ask(state: L) -> dict[str, Any]:
+        api.interrupt("q")
+        return {"log": ["ask"]}
+
+    g = api.StateGraph(L)
+    g.add_node("side", side)
+    g.add_node("ask", ask)
+    g.add_edge(api.START, "side")
+    g.add_edge(api.START, "ask")
+    app = g.compile(checkpointer=api.InMemorySaver())
+    config = {"configurable": {"thread_id": "live"}}
+    app.invoke({"log": ["in"]}, config)
+    head = app.get_state(config)
+    assert head.values == {"log": ["in", "side"]} and head.next == ("ask",)
+    by_id = app.get_state(head.config)
+    assert by_id.values == {"log": ["in"]}

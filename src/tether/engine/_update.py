@@ -319,8 +319,21 @@ def get_state(spec: GraphSpec, saver: Saver | None, config: dict[str, Any]) -> S
     head = saver.get_head(thread_id)
     target = checkpoint_id_of(config)
     state = ThreadState.load(spec, saver, thread_id, head, target, remember=target is None)
-    if target is None or not state.exists:
-        return snapshot(state, saver, live=target is None)
+    if not state.exists:
+        return snapshot(state, saver)
+    if target is None:
+        # the head is live, as LangGraph's: a paused or failed step shows its finished
+        # tasks' writes
+        logs = collect_logs(
+            saver.serde, saver.get_writes(thread_id, [t.id for t in state.tasks]), thread_id
+        )
+        resolve_stored_writes(saver, thread_id, logs)
+        done = [
+            (t, out) for t in state.tasks if (out := logs.get(t.id, TaskLog()).output) is not None
+        ]
+        if done and len(done) < len(state.tasks):
+            apply_writes(spec, state.values, done)
+        return snapshot(state, saver, logs, live=True)
     # an older checkpoint: a record of its step, with what its tasks wrote
     logs = collect_logs(
         saver.serde, saver.get_writes(thread_id, [t.id for t in state.tasks]), thread_id
